@@ -1,0 +1,184 @@
+"""The model contract: declared parameters, variables, constraints, and an independent evaluator.
+
+A concrete model (one per paper) subclasses :class:`Model`. It is built from a validated
+instance (JSON document, file, keyword arguments or preset), declares what it optimises,
+exposes its SymPy convergence terms, and re-checks any decision with :meth:`Model.evaluate`,
+which uses the model's own NumPy code and knows nothing about any solver.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from edgeopt.models.validation import describe_allowed, validate_document
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """A decision variable: ``domain`` is 'integer', 'binary' or 'continuous'."""
+
+    name: str
+    domain: str
+    shape: str
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """A constraint family; ``name`` is the key used in :attr:`Evaluation.violations`."""
+
+    name: str
+    statement: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Infeasibility:
+    """Why an instance has no feasible point: a reason code, a message and the numbers."""
+
+    reason: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :meth:`Model.evaluate` found for one decision.
+
+    ``violations`` maps each constraint name to its violation (0 when satisfied; in the
+    constraint's unit, relative for budgets); ``per_device`` holds per-device arrays;
+    ``feasible`` is true when every violation is within the model's tolerance.
+    """
+
+    objective: float | None
+    feasible: bool
+    violations: dict[str, float]
+    per_device: dict[str, list[float]]
+    messages: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        state = "feasible" if self.feasible else "INFEASIBLE"
+        worst = {k: v for k, v in self.violations.items() if v > 0}
+        text = f"Evaluation({state}, objective={self.objective!r}"
+        if worst:
+            text += f", violations={worst}"
+        return text + ")"
+
+
+class Model(ABC):
+    """Base class of every edgeopt model.
+
+    Subclasses set ``model_id``, ``version``, ``schema`` (a pydantic model of the canonical
+    instance), ``variables``, ``constraints`` and ``objective``, and implement
+    :meth:`evaluate`, :meth:`convergence_terms` and :meth:`infeasibility`.
+    """
+
+    model_id: ClassVar[str]
+    version: ClassVar[int]
+    schema: ClassVar[type[BaseModel]]
+    variables: ClassVar[tuple[VariableSpec, ...]]
+    constraints: ClassVar[tuple[ConstraintSpec, ...]]
+    objective: ClassVar[str]
+
+    def __init__(self, instance: BaseModel):
+        if not isinstance(instance, self.schema):
+            raise TypeError(f"{type(self).__name__} needs a {self.schema.__name__}")
+        self.instance = instance
+
+    # ---- construction ---------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Model:
+        """Validate a canonical JSON document (already parsed) and build the model."""
+        instance = validate_document(cls.schema, document, context=f"{cls.model_id} instance")
+        return cls(instance)
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Model:
+        return cls.from_json(Path(path).read_text())
+
+    @classmethod
+    def from_kwargs(cls, **fields: Any) -> Model:
+        """Build from keyword arguments named as the canonical JSON fields."""
+        document = {"model": cls.model_id, "version": cls.version, **fields}
+        return cls.from_dict(document)
+
+    def with_changes(self, **fields: Any) -> Model:
+        """A new model with some top-level fields replaced (validated again)."""
+        return type(self).from_dict({**self.to_dict(), **fields})
+
+    # ---- output ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON document: every field, defaults included, unknown fields kept."""
+        return self.instance.model_dump(mode="json")
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def parameters(cls):
+        """The declared parameters as a DataFrame: field, unit, allowed range, default, meaning."""
+        import pandas as pd
+
+        rows = []
+
+        def visit(schema: type[BaseModel], prefix: str) -> None:
+            for name, info in schema.model_fields.items():
+                annotation = info.annotation
+                args = getattr(annotation, "__args__", ())
+                nested = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    nested = annotation
+                path = f"{prefix}{name}"
+                if nested is not None:
+                    suffix = "[]" if getattr(annotation, "__origin__", None) is list else ""
+                    visit(nested, f"{path}{suffix}.")
+                    continue
+                extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+                rows.append(
+                    {
+                        "field": path,
+                        "unit": extra.get("unit", "-"),
+                        "allowed": describe_allowed(info),
+                        "default": None if info.is_required() else info.default,
+                        "description": info.description or "",
+                    }
+                )
+
+        visit(cls.schema, "")
+        return pd.DataFrame(rows)
+
+    # ---- model-specific ---------------------------------------------------------------
+    @abstractmethod
+    def evaluate(self, decision: dict[str, Any]) -> Evaluation:
+        """Objective and per-constraint violations of ``decision``, independent of solvers."""
+
+    @abstractmethod
+    def convergence_terms(self) -> dict[str, Any]:
+        """The SymPy expressions of the model's convergence terms."""
+
+    @abstractmethod
+    def infeasibility(self) -> Infeasibility | None:
+        """A structural reason the instance has no feasible point, or ``None``."""
+
+    @property
+    @abstractmethod
+    def size(self) -> dict[str, int]:
+        """Counts shown in ``repr`` (devices, layers, ...)."""
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.size.items())
+        return f"<{type(self).__name__} {self.model_id} v{self.version}: {counts}>"

@@ -1,0 +1,111 @@
+"""Canonical JSON instance of EdgeSplit, version 1 (spec §3.1), as pydantic models.
+
+Every field is declared once here with its unit, range and meaning; validation errors,
+``EdgeSplitModel.parameters()`` and the docs are all generated from these declarations.
+Unknown fields are allowed, ignored by solvers, and preserved on write.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeopt.models.validation import FieldProblem, Flag, Integer, Number, field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Layer(_Open):
+    """One layer (or block) of the network, in execution order; all sizes per sample."""
+
+    name: str = Field(min_length=1, description="unique layer name", json_schema_extra={"unit": "-"})
+    fwd_flops: Number = field(unit="FLOP", ge=0, description="forward work per sample")
+    bwd_flops: Number | None = field(
+        unit="FLOP", ge=0, default=None, description="backward work per sample (null: 2 x forward)"
+    )
+    param_bytes: Number = field(unit="byte", ge=0, description="parameter storage")
+    out_bytes: Number = field(unit="byte", ge=0, description="output activation per sample")
+    saved_act_bytes: Number | None = field(
+        unit="byte", ge=0, default=None, description="activations kept for backward (null: out_bytes)"
+    )
+
+
+class Device(_Open):
+    """One edge device."""
+
+    name: str = Field(min_length=1, description="unique device name", json_schema_extra={"unit": "-"})
+    flops_per_s: Number = field(unit="FLOP/s", gt=0, description="effective training throughput")
+    memory_bytes: Number = field(unit="byte", ge=0, description="memory available for training")
+    spectral_efficiency: Number = field(unit="bit/s/Hz", gt=0, description="link rate per Hz")
+    samples: Integer = field(unit="sample", ge=1, description="local training samples")
+
+
+class Convergence(_Open):
+    """Optional target accuracy that replaces ``rounds`` by R(epsilon) (spec §4.3)."""
+
+    epsilon: Number = field(gt=0, description="target min_r E||grad f||^2")
+    smoothness: Number = field(gt=0, description="smoothness constant L_f")
+    variance: Number = field(ge=0, description="aggregated per-round gradient noise sigma^2")
+    initial_gap: Number = field(gt=0, description="f(x_0) - inf f (Delta)")
+    learning_rate: Number | None = field(
+        gt=0, default=None, description="step size gamma <= 1/L_f (null: optimal gamma*)"
+    )
+
+    @model_validator(mode="after")
+    def _step_within_smoothness(self) -> Convergence:
+        if self.learning_rate is not None and self.learning_rate > 1.0 / self.smoothness * (1 + 1e-12):
+            raise FieldProblem(
+                ("learning_rate",),
+                self.learning_rate,
+                f"must be <= 1/smoothness = {1.0 / self.smoothness:g}",
+            )
+        return self
+
+
+class EdgeSplitInstance(_Open):
+    """A complete EdgeSplit instance (canonical JSON, version 1)."""
+
+    model: Literal["edgesplit"] = Field(description="model id", json_schema_extra={"unit": "-"})
+    version: Literal[1] = Field(description="format version", json_schema_extra={"unit": "-"})
+    layers: list[Layer] = Field(min_length=1, description="network layers in execution order")
+    devices: list[Device] = Field(min_length=1, description="edge devices; order fixes the index i")
+    server_flops_per_s: Number = field(unit="FLOP/s", gt=0, description="effective server throughput F")
+    bandwidth_hz: Number = field(unit="Hz", gt=0, description="total bandwidth B (uplink + downlink)")
+    batch_size: Integer = field(unit="sample", ge=1, description="mini-batch size beta")
+    rounds: Integer = field(ge=1, description="training rounds R (replaced by R(epsilon) with convergence)")
+    optimizer_state_factor: Number = field(
+        ge=0, default=2.0, description="weight-sized buffers besides the weights (1 SGD, 2 momentum, 3 Adam)"
+    )
+    server_mode: Literal["dedicated", "shared"] = Field(
+        "dedicated", description="server throughput per device: full (dedicated) or split (shared)",
+        json_schema_extra={"unit": "-"},
+    )
+    allow_full_local: Flag = Field(False, description="allow cut c = L", json_schema_extra={"unit": "-"})
+    include_sync: Flag = Field(
+        True, description="count per-round upload + download of device-side weights", json_schema_extra={"unit": "-"}
+    )
+    convergence: Convergence | None = Field(None, description="optional target accuracy (spec §4.3)")
+
+    @model_validator(mode="after")
+    def _structure(self) -> EdgeSplitInstance:
+        minimum = 1 if self.allow_full_local else 2
+        if len(self.layers) < minimum:
+            raise FieldProblem(
+                ("layers",),
+                f"{len(self.layers)} layer(s)",
+                f"needs >= {minimum} layers ({'with' if self.allow_full_local else 'without'} allow_full_local)",
+            )
+        for kind, items in (("layers", self.layers), ("devices", self.devices)):
+            seen: dict[str, int] = {}
+            for index, item in enumerate(items):
+                if item.name in seen:
+                    raise FieldProblem(
+                        (kind, index, "name"),
+                        item.name,
+                        f"must be unique (also used by {kind}[{seen[item.name]}])",
+                    )
+                seen[item.name] = index
+        return self

@@ -1,0 +1,222 @@
+"""The one Result type every solver returns, whatever the model or backend.
+
+A Result separates what a solver *claims* (``objective`` of its point, proven ``bound``) from
+how it stopped (``status``, ``termination``) and from what the model's own evaluator
+*confirmed* (``verified``, ``evaluation``). Times are measured with ``time.perf_counter``;
+the solver's self-reported time is kept apart in ``timings.solver_reported_s``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """How a solve ended. Only ``optimal`` claims a proven bound within 1e-6 of the objective."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    ITERATION_LIMIT = "iteration_limit"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def has_point(self) -> bool:
+        """Whether a Result with this status may carry a decision."""
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.TIME_LIMIT, Status.ITERATION_LIMIT)
+
+
+CANONICAL_STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
+"""Statuses of the canonical solution JSON (v1); ``iteration_limit`` is written as
+``feasible`` with ``"termination": "iteration_limit"`` so readers of v1 keep working."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds: model building, solving, the whole call; and the solver's own figure."""
+
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    wall_s: float = 0.0
+    solver_reported_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of ``solve``.
+
+    ``solution`` holds the canonical solution arrays in the model's JSON names and order
+    (EdgeSplit: ``cuts``, ``bandwidth_hz``, ``server_share_flops_per_s``,
+    ``per_device_time_s``). ``breakdown`` holds per-device component arrays (seconds).
+    ``objective`` and ``bound`` are in the model's objective unit (EdgeSplit: seconds).
+    """
+
+    model: str
+    method: str
+    status: Status
+    objective: float | None = None
+    bound: float | None = None
+    solution: dict[str, Any] = field(default_factory=dict)
+    device_names: tuple[str, ...] = ()
+    breakdown: dict[str, list[float]] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+    solver: str | None = None
+    solver_version: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    trace: Any = None
+    termination: str | None = None
+    verified: bool | None = None
+    evaluation: Any = None
+    message: str | None = None
+    infeasible_reason: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # ---- derived ---------------------------------------------------------------------
+    @property
+    def gap(self) -> float | None:
+        """Relative gap (objective - bound) / |objective|, or ``None`` without a bound."""
+        if self.objective is None or self.bound is None:
+            return None
+        if self.objective == 0:
+            return 0.0 if self.bound == 0 else math.inf
+        return (self.objective - self.bound) / abs(self.objective)
+
+    @property
+    def feasible(self) -> bool:
+        """True when the Result carries a point the evaluator accepted."""
+        return bool(self.status.has_point and self.verified)
+
+    def replace(self, **changes: Any) -> Result:
+        return replace(self, **changes)
+
+    # ---- output ----------------------------------------------------------------------
+    def to_dict(self, include_trace: bool = False) -> dict[str, Any]:
+        """The canonical solution document (see the model's spec), plus optional extras."""
+        status = self.status.value
+        if self.status is Status.ITERATION_LIMIT:
+            status = Status.FEASIBLE.value
+        document: dict[str, Any] = {
+            "model": self.model,
+            "status": status,
+            "objective": _finite_or_none(self.objective),
+            "bound": _finite_or_none(self.bound),
+        }
+        document.update(self.solution)
+        document.update(
+            {
+                "method": self.method,
+                "solver": self.solver,
+                "wall_time_s": self.timings.wall_s,
+            }
+        )
+        optional = {
+            "message": self.message,
+            "infeasible_reason": self.infeasible_reason,
+            "termination": self.termination,
+            "solver_version": self.solver_version,
+            "seed": self.seed,
+            "verified": self.verified,
+        }
+        document.update({k: v for k, v in optional.items() if v is not None})
+        document.update(self.extras)
+        if self.breakdown:
+            document["breakdown"] = self.breakdown
+        if self.options:
+            document["options"] = {k: _jsonable(v) for k, v in self.options.items()}
+        if include_trace and self.trace is not None:
+            document["trace"] = json.loads(self.trace.to_json(orient="records"))
+        return document
+
+    def to_json(self, indent: int | None = 2, include_trace: bool = False) -> str:
+        """The canonical solution JSON text."""
+        return json.dumps(self.to_dict(include_trace=include_trace), indent=indent)
+
+    def to_frame(self):
+        """Per-device values (solution arrays and time breakdown) as a pandas DataFrame."""
+        import pandas as pd
+
+        columns = {}
+        count = len(self.device_names)
+        for key, value in {**self.solution, **self.breakdown}.items():
+            if isinstance(value, (list, tuple)) and len(value) == count and count:
+                columns[key] = list(value)
+        frame = pd.DataFrame(columns, index=pd.Index(list(self.device_names), name="device"))
+        return frame
+
+    def summary(self) -> str:
+        """A few readable lines: status, objective, bound, gap, verification, times."""
+        lines = [f"{self.model} / {self.method}" + (f" ({self.solver})" if self.solver else "")]
+        lines.append(f"  status      {self.status.value}" + (f"  [{self.termination}]" if self.termination else ""))
+        if self.message:
+            lines.append(f"  message     {self.message}")
+        lines.append(f"  objective   {_fmt(self.objective)}")
+        lines.append(f"  bound       {_fmt(self.bound)}")
+        gap = self.gap
+        lines.append(f"  gap         {'-' if gap is None else f'{gap:.3e}'}")
+        lines.append(f"  verified    {self.verified}")
+        t = self.timings
+        lines.append(f"  wall time   {t.wall_s:.4f} s (build {t.build_s:.4f} s, solve {t.solve_s:.4f} s)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        gap = self.gap
+        parts = [
+            f"status={self.status.value}",
+            f"objective={_fmt(self.objective)}",
+            f"bound={_fmt(self.bound)}",
+            f"gap={'-' if gap is None else f'{gap:.2e}'}",
+            f"verified={self.verified}",
+            f"wall={self.timings.wall_s:.3g}s",
+        ]
+        return f"Result({self.model}/{self.method}: " + ", ".join(parts) + ")"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("model / method", f"{self.model} / {self.method}"),
+            ("solver", f"{self.solver or '-'} {self.solver_version or ''}"),
+            ("status", self.status.value + (f" [{self.termination}]" if self.termination else "")),
+            ("objective", _fmt(self.objective)),
+            ("bound", _fmt(self.bound)),
+            ("gap", "-" if self.gap is None else f"{self.gap:.3e}"),
+            ("verified", str(self.verified)),
+            ("wall time", f"{self.timings.wall_s:.4f} s"),
+        ]
+        if self.message:
+            rows.append(("message", self.message))
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        table = f"<table>{body}</table>"
+        if self.device_names:
+            table += self.to_frame()._repr_html_()
+        return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.9g}"
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
