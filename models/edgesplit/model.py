@@ -221,11 +221,17 @@ class EdgeSplitModel(Model):
         """Recompute T_i, J and every constraint from the raw instance for ``decision``.
 
         ``decision`` has ``cuts`` (1-based ints), ``bandwidth_hz`` and, in shared mode,
-        ``server_share_flops_per_s`` (lists of length N; extra keys are ignored). This code
-        deliberately does not use :attr:`options`, which the solvers use.
+        ``server_share_flops_per_s`` (lists of length N). Two optional keys describe the
+        protocols of two baselines: ``schedule`` = 'sequential' (devices take turns, each
+        may use the whole B and F, a round lasts the sum of the T_i) and ``full_local`` =
+        true (c = L admitted whatever ``allow_full_local`` says). Other keys are ignored.
+        This code deliberately does not use :attr:`options`, which the solvers use.
         """
         inst = self.instance
         n = len(inst.devices)
+        schedule = decision.get("schedule", "parallel")
+        if schedule not in ("parallel", "sequential"):
+            raise ValueError(f"decision['schedule'] = {schedule!r}: must be 'parallel' or 'sequential'")
         cuts = _per_device(decision, "cuts", n)
         bandwidth = [float(b) for b in _per_device(decision, "bandwidth_hz", n)]
         if self.shared:
@@ -235,7 +241,7 @@ class EdgeSplitModel(Model):
 
         layers = inst.layers
         n_layers = len(layers)
-        allowed = set(self.candidate_cuts)
+        allowed = set(self.candidate_cuts) | ({n_layers} if decision.get("full_local") else set())
         work_per_layer = [
             layer.fwd_flops + (2 * layer.fwd_flops if layer.bwd_flops is None else layer.bwd_flops)
             for layer in layers
@@ -283,11 +289,13 @@ class EdgeSplitModel(Model):
             times.append(compute + server_time + comm_time)
 
         budget = inst.bandwidth_hz
+        # In turns, each device may hold the whole budget; in parallel they share it.
+        combine = max if schedule == "sequential" else math.fsum
         violations = {
             "cut_domain": float(bad_cuts),
             "memory": memory_excess,
-            "bandwidth_budget": max(0.0, math.fsum(bandwidth) / budget - 1.0),
-            "server_budget": max(0.0, math.fsum(shares) / inst.server_flops_per_s - 1.0) if self.shared else 0.0,
+            "bandwidth_budget": max(0.0, combine(bandwidth) / budget - 1.0),
+            "server_budget": max(0.0, combine(shares) / inst.server_flops_per_s - 1.0) if self.shared else 0.0,
             "nonnegativity": max(
                 [0.0]
                 + [-b / budget for b in bandwidth]
@@ -305,7 +313,7 @@ class EdgeSplitModel(Model):
         rounds = self.rounds_used
         objective = None
         if feasible and rounds is not None:
-            objective = rounds * max(times)
+            objective = rounds * (math.fsum(times) if schedule == "sequential" else max(times))
         return Evaluation(
             objective=objective,
             feasible=feasible,

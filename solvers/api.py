@@ -1,0 +1,145 @@
+"""``solve``: one entry point for every model, method and backend, with independent verification."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from edgeopt.solvers.registry import KINDS, SolverSpec, solvers_for
+from edgeopt.solvers.result import Result, Status, Timings
+
+OBJECTIVE_MATCH = 1e-9
+"""Relative agreement required between a solver's objective and the evaluator's."""
+
+OPTIMALITY_GAP = 1e-6
+"""``optimal`` needs a proven bound within this relative gap of the objective."""
+
+
+def select(model: Any, method: str = "exact", solver: str | None = None) -> tuple[SolverSpec, str | None]:
+    """Resolve ``method`` (a kind such as 'exact' or a method id such as 'bisection') and
+    ``solver`` (a backend name) to a registered method and backend; raise ``ValueError``
+    naming the allowed values when they do not fit the model."""
+    registry = solvers_for(model.model_id)
+    if method in KINDS:
+        method = registry.choose(model, method, solver)
+    spec = registry.spec(method)
+    if solver is not None and solver not in spec.backends:
+        allowed = ", ".join(spec.backends) if spec.backends else "none (pure Python: leave solver unset)"
+        raise ValueError(f"method {spec.method!r} cannot use solver {solver!r}; allowed: {allowed}")
+    reason = spec.unsupported_reason(model)
+    if reason:
+        raise ValueError(f"method {spec.method!r} does not apply: {reason}")
+    backend = solver or (spec.backends[0] if spec.backends else None)
+    if not spec.availability(backend):
+        raise RuntimeError(f"method {spec.method!r} needs backend {backend!r}, which is not installed")
+    return spec, backend
+
+
+def solve(
+    model: Any,
+    method: str = "exact",
+    solver: str | None = None,
+    *,
+    time_limit: float | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> Result:
+    """Solve ``model`` and return a verified :class:`Result`.
+
+    ``method`` is a kind ('exact', 'relaxation', 'heuristic') whose default method depends
+    on the model, or a method id ('bisection', 'misocp_perspective', ...). ``solver`` picks
+    a backend ('scip', 'highs', 'clarabel', 'ecos', 'scs'). ``time_limit`` is in seconds;
+    a method that hits it returns its incumbent and bound with status ``time_limit``.
+    Every returned point is re-checked by ``model.evaluate``; a point it rejects is
+    reported with status ``error``, never as feasible.
+    """
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit = {time_limit!r}: must be a number of seconds > 0")
+    spec, backend = select(model, method, solver)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        allowed = ", ".join(sorted(spec.options)) or "none"
+        raise ValueError(f"method {spec.method!r} got unknown option(s) {unknown}; allowed: {allowed}")
+
+    start = time.perf_counter()
+    infeasible = model.infeasibility()
+    if infeasible is not None:
+        registry = solvers_for(model.model_id)
+        result = Result(
+            model=model.model_id,
+            method=spec.method,
+            status=Status.INFEASIBLE,
+            solution=registry.empty_solution(model),
+            message=infeasible.message,
+            infeasible_reason=infeasible.reason,
+            solver=backend,
+            extras={"infeasible_details": infeasible.details},
+        )
+    else:
+        run = spec.load()
+        result = run(model, backend=backend, time_limit=time_limit, seed=seed, **options)
+    wall = time.perf_counter() - start
+    result = result.replace(
+        timings=Timings(
+            build_s=result.timings.build_s,
+            solve_s=result.timings.solve_s,
+            wall_s=wall,
+            solver_reported_s=result.timings.solver_reported_s,
+        ),
+        options=dict(options, **({"time_limit": time_limit} if time_limit is not None else {})),
+        seed=seed,
+    )
+    return verify(model, result)
+
+
+def verify(model: Any, result: Result) -> Result:
+    """Re-check ``result`` with ``model.evaluate`` and make its status honest."""
+    if not result.status.has_point:
+        return result.replace(verified=None if result.status is Status.ERROR else True)
+    evaluation = model.evaluate(result.solution)
+    changes: dict[str, Any] = {"evaluation": evaluation}
+    if not evaluation.feasible:
+        detail = "; ".join(evaluation.messages)
+        changes.update(
+            status=Status.ERROR,
+            verified=False,
+            message=f"the evaluator rejected the returned point: {detail}",
+        )
+        return result.replace(**changes)
+    claimed, checked = result.objective, evaluation.objective
+    scale = max(1.0, abs(checked or 0.0))
+    matches = claimed is not None and checked is not None and abs(claimed - checked) <= OBJECTIVE_MATCH * scale
+    changes["verified"] = matches
+    if not matches:
+        changes.update(
+            objective=checked,
+            message=f"reported objective {claimed!r} replaced by the evaluator's {checked!r}",
+        )
+    status = result.status
+    if status is Status.OPTIMAL:
+        gap = result.replace(**changes).gap
+        if gap is None or gap > OPTIMALITY_GAP:
+            changes["status"] = Status.FEASIBLE
+    return result.replace(**changes)
+
+
+def solver_table(model_id: str | None = None):
+    """Every registered method as a DataFrame: model, method, kind, backends, capabilities, available."""
+    import pandas as pd
+
+    from edgeopt.solvers.registry import MODEL_SOLVERS, Capability
+
+    rows = []
+    for mid in [model_id] if model_id else list(MODEL_SOLVERS):
+        for spec in solvers_for(mid).specs:
+            row = {
+                "model": mid,
+                "method": spec.method,
+                "kind": spec.kind,
+                "backends": ", ".join(spec.backends) or "python",
+                "available": bool(spec.availability()),
+            }
+            row.update({cap.value: spec.has(cap) for cap in Capability})
+            row["description"] = spec.description
+            rows.append(row)
+    return pd.DataFrame(rows)

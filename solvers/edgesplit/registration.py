@@ -1,0 +1,136 @@
+"""Declarations of every EdgeSplit method (imported by the registry; no backend imports here)."""
+
+from __future__ import annotations
+
+import math
+
+from edgeopt.solvers.edgesplit.common import empty_solution
+from edgeopt.solvers.registry import Capability as Cap
+from edgeopt.solvers.registry import ModelSolvers, SolverSpec
+
+_PKG = "edgeopt.solvers.edgesplit"
+ENUMERATION_DEFAULT_LIMIT = 5_000
+"""Shared-mode ``exact`` uses ``enum_two_resource`` up to this many (undominated) cut vectors."""
+
+
+def _dedicated_only(model) -> str | None:
+    return "needs server_mode 'dedicated' (use misocp_perspective or enum_two_resource)" if model.shared else None
+
+
+def _shared_only(model) -> str | None:
+    return None if model.shared else "is a shared-mode method (use bisection_mckp in dedicated mode)"
+
+
+def _enumerable(model) -> str | None:
+    count = math.prod(int(row.sum()) for row in model.options.feasible)
+    return None if count <= 2_000_000 else f"{count} cut vectors are too many to enumerate"
+
+
+def _bigm_ready(model) -> str | None:
+    table = model.options
+    if (table.bandwidth_seconds[table.feasible] == 0).any() or (model.shared and (table.server_flops[table.feasible] == 0).any()):
+        return "a zero-traffic or zero-server option makes big-M infinite (use misocp_perspective)"
+    return None
+
+
+_SCIP_OPTIONS = {"mip_gap": "relative gap for SCIP (default 1e-9)", "tee": "print the solver log"}
+
+SPECS = (
+    SolverSpec(
+        "bisection", "edgesplit", "exact", f"{_PKG}.bisection:solve_bisection",
+        "bisection on the makespan with per-device minimum bandwidth (spec §5.1)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        supports=_dedicated_only,
+    ),
+    SolverSpec(
+        "brute_force", "edgesplit", "exact", f"{_PKG}.enumeration:solve_brute_force",
+        "every vector of memory-feasible cuts, resources exact for each (test reference)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        supports=_enumerable,
+    ),
+    SolverSpec(
+        "enum_two_resource", "edgesplit", "exact", f"{_PKG}.enumeration:solve_enum_two_resource",
+        "pruned enumeration of undominated cut vectors with the exact two-resource check (§5.3d)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        supports=_enumerable,
+    ),
+    SolverSpec(
+        "misocp_perspective", "edgesplit", "exact", f"{_PKG}.misocp:solve_misocp_perspective",
+        "mixed-integer SOCP, perspective form, Pyomo + SCIP (§5.3b)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("scip",), options=_SCIP_OPTIONS,
+    ),
+    SolverSpec(
+        "misocp_bigm", "edgesplit", "exact", f"{_PKG}.misocp:solve_misocp_bigm",
+        "mixed-integer SOCP with big-M rows, Pyomo + SCIP (§5.3a)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("scip",), supports=_bigm_ready, options=_SCIP_OPTIONS,
+    ),
+    SolverSpec(
+        "bisection_mckp", "edgesplit", "exact", f"{_PKG}.mckp:solve_bisection_mckp",
+        "bisection with a multiple-choice knapsack MILP check, HiGHS (§5.3c)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("highs",), supports=_dedicated_only,
+    ),
+    SolverSpec(
+        "bisection_mckp_grid", "edgesplit", "approximate", f"{_PKG}.mckp:solve_bisection_mckp_grid",
+        "shared mode: bisection with a two-row knapsack on a slack-split grid; a restriction, upper bound only",
+        frozenset({Cap.INTEGER, Cap.TIME_LIMIT}),
+        backends=("highs",), supports=_shared_only, options={"grid": "number Q of slack splits (default 16)"},
+    ),
+    SolverSpec(
+        "relaxation_perspective", "edgesplit", "relaxation", f"{_PKG}.relaxation:solve_relaxation_perspective",
+        "convex-hull (perspective) relaxation in cvxpy: lower bound plus a rounded feasible point (§5.4)",
+        frozenset({Cap.REPORTS_BOUND, Cap.DUALS}),
+        backends=("clarabel", "ecos", "scs"),
+    ),
+    SolverSpec(
+        "alternating", "edgesplit", "heuristic", f"{_PKG}.alternating:solve_alternating",
+        "the paper's alternating algorithm: cuts, then resources, until no cut changes (§5.2)",
+        frozenset({Cap.TIME_LIMIT}),
+        options={"max_iterations": "cap on partition/resource rounds (default 100)"},
+    ),
+    SolverSpec(
+        "baseline_equal_resources", "edgesplit", "baseline", f"{_PKG}.baselines:solve_equal_resources",
+        "equal bandwidth (and server share), best cut per device", frozenset(),
+    ),
+    SolverSpec(
+        "baseline_common_cut", "edgesplit", "baseline", f"{_PKG}.baselines:solve_common_cut",
+        "one cut for all devices, resources optimised", frozenset(),
+    ),
+    SolverSpec(
+        "baseline_fedavg", "edgesplit", "baseline", f"{_PKG}.baselines:solve_fedavg",
+        "full local training (FedAvg), bandwidth optimised", frozenset(),
+    ),
+    SolverSpec(
+        "baseline_sequential_sl", "edgesplit", "baseline", f"{_PKG}.baselines:solve_sequential_sl",
+        "vanilla split learning: one device at a time with all resources", frozenset(),
+    ),
+)
+
+BASELINES = tuple(s.method for s in SPECS if s.kind == "baseline")
+
+
+def choose(model, kind: str, backend: str | None) -> str:
+    """Default method for a kind ('exact', 'relaxation', 'heuristic', ...) and backend."""
+    if kind == "exact":
+        if backend == "scip":
+            return "misocp_perspective"
+        if backend == "highs":
+            return "bisection_mckp_grid" if model.shared else "bisection_mckp"
+        if not model.shared:
+            return "bisection"
+        from edgeopt.solvers.edgesplit.enumeration import undominated_cuts
+
+        count = math.prod(len(options) for options in undominated_cuts(model))
+        return "enum_two_resource" if count <= ENUMERATION_DEFAULT_LIMIT else "misocp_perspective"
+    if kind == "relaxation":
+        return "relaxation_perspective"
+    if kind == "heuristic":
+        return "alternating"
+    if kind == "approximate":
+        return "bisection_mckp_grid"
+    raise ValueError(f"kind {kind!r} has no default method for edgesplit; name a method: {', '.join(BASELINES)}")
+
+
+EDGESPLIT_SOLVERS = ModelSolvers("edgesplit", SPECS, choose, empty_solution)
