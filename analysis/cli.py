@@ -1,0 +1,216 @@
+"""The ``edgeopt`` command line.
+
+    edgeopt solve INSTANCE.json [--method M] [--solver S] [--time-limit SEC] [--json]
+    edgeopt preset MODEL NAME [--devices N] [--seed S] [-o FILE]
+    edgeopt validate FILE
+    edgeopt solvers [--model MODEL]
+    edgeopt demo
+
+Exit codes: 0 solved (a verified point), 1 infeasible or no point found, 2 bad input.
+Backends (Pyomo, cvxpy, SCIP, HiGHS) are imported only when the chosen method needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_SOLVED, EXIT_NO_POINT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class BadInput(Exception):
+    """A user error on the command line: printed without a traceback, exit code 2."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of seconds > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeopt",
+        description="Resource management for edge learning: solve, inspect and validate model instances.",
+        epilog="Exit codes: 0 solved, 1 infeasible (or no point found), 2 bad input.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    solve = commands.add_parser("solve", help="solve an instance file")
+    solve.add_argument("instance", help="canonical instance JSON file")
+    solve.add_argument(
+        "--method", "-m", default="exact",
+        help="exact | relaxation | heuristic, or a method id such as bisection (default: exact)",
+    )
+    solve.add_argument("--solver", "-s", default=None, help="backend: scip, highs, clarabel, ecos, scs")
+    solve.add_argument("--time-limit", type=_positive_float, default=None, metavar="SEC", help="seconds")
+    solve.add_argument("--json", action="store_true", help="print exactly the canonical solution JSON")
+
+    preset = commands.add_parser("preset", help="write a preset instance as canonical JSON")
+    preset.add_argument("model", help="model id, e.g. edgesplit")
+    preset.add_argument("name", help="preset name (edgeopt preset MODEL list: the names)")
+    preset.add_argument("--devices", type=_positive_int, default=None, metavar="N")
+    preset.add_argument("--seed", type=_nonnegative_int, default=None, metavar="S")
+    preset.add_argument("-o", "--output", default=None, metavar="FILE", help="file (default: stdout)")
+
+    validate = commands.add_parser("validate", help="check an instance file and report every problem")
+    validate.add_argument("instance")
+
+    solvers = commands.add_parser("solvers", help="list methods, backends, capabilities, availability")
+    solvers.add_argument("--model", default=None)
+
+    commands.add_parser("demo", help="solve the VGG16-CIFAR preset exactly and compare with the baselines")
+    return parser
+
+
+def _load(path: str):
+    from edgeopt.models import InstanceError, load_instance
+
+    if not Path(path).is_file():
+        raise BadInput(f"{path}: no such file")
+    try:
+        return load_instance(Path(path))
+    except InstanceError as error:
+        raise BadInput(f"{path}: {error}") from None
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from edgeopt.solvers import solve
+
+    model = _load(args.instance)
+    try:
+        result = solve(model, args.method, args.solver, time_limit=args.time_limit)
+    except (ValueError, RuntimeError) as error:
+        raise BadInput(str(error)) from None
+    if args.json:
+        print(result.to_json())
+    else:
+        print(result.summary())
+        if result.device_names and result.status.has_point:
+            print()
+            print(result.to_frame().to_string(float_format=lambda x: f"{x:.6g}"))
+    if result.feasible:
+        return EXIT_SOLVED
+    return EXIT_NO_POINT
+
+
+def cmd_preset(args: argparse.Namespace) -> int:
+    from edgeopt.models import InstanceError, model_class
+
+    try:
+        cls = model_class(args.model)
+    except InstanceError as error:
+        raise BadInput(str(error.issues[0])) from None
+    options = {k: v for k, v in (("devices", args.devices), ("seed", args.seed)) if v is not None}
+    try:
+        model = cls.preset(args.name, **options)
+    except (ValueError, InstanceError) as error:
+        raise BadInput(str(error)) from None
+    if args.output:
+        model.save(args.output)
+        print(f"wrote {args.output}: {model!r}", file=sys.stderr)
+    else:
+        print(model.to_json())
+    return EXIT_SOLVED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    model = _load(args.instance)
+    problem = model.infeasibility()
+    if problem is not None:
+        print(f"{args.instance}: valid but infeasible ({problem.reason}): {problem.message}")
+        return EXIT_NO_POINT
+    print(f"{args.instance}: valid {model!r}")
+    return EXIT_SOLVED
+
+
+def cmd_solvers(args: argparse.Namespace) -> int:
+    from edgeopt.solvers import solver_table
+
+    try:
+        table = solver_table(args.model)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    columns = ["model", "method", "kind", "backends", "available", "proves_optimality", "reports_bound"]
+    print(table[columns].to_string(index=False))
+    return EXIT_SOLVED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edgeopt.models.edgesplit import EdgeSplitModel
+    from edgeopt.solvers import solve
+    from edgeopt.solvers.edgesplit.registration import BASELINES
+
+    model = EdgeSplitModel.preset("vgg16-cifar10-hetero8")
+    print(f"EdgeSplit model (edgeopt reconstruction), preset vgg16-cifar10-hetero8: {model!r}\n")
+    result = solve(model, "exact")
+    print(result.summary())
+    print()
+    print(result.to_frame().to_string(float_format=lambda x: f"{x:.6g}"))
+    print("\nspeed-up of the optimum over each baseline (total training time):")
+    for method in BASELINES:
+        other = solve(model, method)
+        if other.objective is None:
+            print(f"  {method:<28} {other.status.value}: {other.message}")
+        else:
+            print(f"  {method:<28} {other.objective:12.2f} s   {other.objective / result.objective:5.2f}x")
+    return EXIT_SOLVED if result.feasible else EXIT_NO_POINT
+
+
+COMMANDS = {
+    "solve": cmd_solve,
+    "preset": cmd_preset,
+    "validate": cmd_validate,
+    "solvers": cmd_solvers,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BadInput as error:
+        print(f"edgeopt {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_NO_POINT
+    except Exception as error:  # noqa: BLE001 - last line of defence: no raw tracebacks for users
+        if args.debug:
+            traceback.print_exc()
+        print(f"edgeopt {args.command}: internal error: {type(error).__name__}: {error} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
