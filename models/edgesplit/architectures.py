@@ -1,6 +1,6 @@
-"""Analytic per-sample layer profiles of the preset networks (spec §7.1), from architecture descriptions.
+"""Analytic per-sample layer profiles of the preset networks (spec §7.1).
 
-A network is described declaratively (a VGG channel list, a ResNet stage list) and cut into
+Each network is described declaratively (a VGG channel list, a ResNet stage list) and cut into
 *units*, the candidate cut points. Each unit's cost is computed from tensor shapes:
 
 * forward work = 2 x MACs of its convolution and linear layers [FLOP per sample]; 1x1
@@ -15,15 +15,15 @@ canonical EdgeSplit layer dicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
-from typing import Callable
 
 BYTES_PER_VALUE = 4
 """fp32 storage of one parameter or activation [byte]."""
 
 Shape = tuple[int, ...]
-"""Per-sample tensor shape: (channels, height, width) for feature maps, (features,) after flattening."""
+"""Per-sample tensor shape: (channels, height, width), or (features,) after flattening."""
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 """VGG16 feature extractor: output channels of each 3x3 convolution, "M" = 2x2 max pooling."""
@@ -79,7 +79,13 @@ class Unit:
 
 
 def conv2d(
-    shape: Shape, out_channels: int, kernel: int = 3, stride: int = 1, *, bias: bool, batch_norm: bool
+    shape: Shape,
+    out_channels: int,
+    kernel: int = 3,
+    stride: int = 1,
+    *,
+    bias: bool,
+    batch_norm: bool,
 ) -> tuple[Shape, Cost]:
     """A square convolution with 'same' padding (kernel // 2), optionally followed by BatchNorm."""
     channels, height, width = shape
@@ -105,8 +111,8 @@ def global_avg_pool(shape: Shape) -> tuple[Shape, Cost]:
 
 def linear(shape: Shape, out_features: int) -> tuple[Shape, Cost]:
     """A fully connected layer with bias on the flattened input."""
-    in_features = prod(shape)
-    return (out_features,), Cost(in_features * out_features, in_features * out_features + out_features)
+    weights = prod(shape) * out_features
+    return (out_features,), Cost(weights, weights + out_features)
 
 
 def basic_block(shape: Shape, out_channels: int, stride: int) -> tuple[Shape, Cost]:
@@ -149,20 +155,24 @@ def vgg(
     for k, out_features in enumerate(classifier, start=1):
         in_features = prod(shape)
         shape, cost = linear(shape, out_features)
-        index = k if len(classifier) > 1 else ""
-        units.append(Unit(f"fc{index}_{in_features}_{out_features}", cost, shape))
+        label = str(k) if len(classifier) > 1 else ""
+        units.append(Unit(f"fc{label}_{in_features}_{out_features}", cost, shape))
     return units
 
 
 def resnet_cifar(
-    stage_channels: tuple[int, ...], blocks_per_stage: tuple[int, ...], input_shape: Shape, classes: int
+    stage_channels: tuple[int, ...],
+    blocks_per_stage: tuple[int, ...],
+    input_shape: Shape,
+    classes: int,
 ) -> list[Unit]:
     """CIFAR-style ResNet units: a 3x3 conv+BN stem (``conv1``), one unit per BasicBlock
     (``layer<s>.<b>``; every stage after the first starts with stride 2), and the head
     ``avgpool+fc_<in>_<classes>``."""
     shape, cost = conv2d(input_shape, stage_channels[0], bias=False, batch_norm=True)
     units = [Unit("conv1", cost, shape)]
-    for stage, (channels, blocks) in enumerate(zip(stage_channels, blocks_per_stage, strict=True), start=1):
+    stages = zip(stage_channels, blocks_per_stage, strict=True)
+    for stage, (channels, blocks) in enumerate(stages, start=1):
         for block in range(blocks):
             stride = 2 if stage > 1 and block == 0 else 1
             shape, cost = basic_block(shape, channels, stride)
@@ -192,7 +202,9 @@ def units(name: str) -> list[Unit]:
     try:
         build = ARCHITECTURES[name]
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; valid: {', '.join(ARCHITECTURES)}") from None
+        raise ValueError(
+            f"unknown architecture {name!r}; valid: {', '.join(ARCHITECTURES)}"
+        ) from None
     return build()
 
 

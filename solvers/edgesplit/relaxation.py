@@ -1,0 +1,293 @@
+"""``relaxation_perspective``: the convex-hull (perspective) relaxation of spec §5.4, in cvxpy.
+
+Scaled program (every number O(1)). Let N be the number of devices and T_ub [s] the
+equal-resources makespan (b_i = B/N, s_i = F/N, best cut per device), which is feasible.
+Over the memory-feasible options k = (i, c), flattened into vectors:
+
+    minimise    tau
+    subject to  sum_{c} x_k = 1 for every device i,   x >= 0
+                sum_{c} (a_k x_k + w_k [+ v_k]) <= tau      for every device i      (dual mu_i)
+                w_k u_k >= g_k x_k^2,  u >= 0,  sum_k u_k <= N                       (dual lam)
+                v_k z_k >= h_k x_k^2,  z >= 0,  sum_k z_k <= N       (shared only)   (dual nu)
+
+with a = A'/T_ub (dedicated) or A/T_ub (shared), g = N D'/(B T_ub) and h = N S/(F T_ub).
+u = N b/B is the bandwidth of an option in units of the equal share B/N (u = N p with the
+spec's fraction p = b/B), w = (D'/B)(x^2/p)/T_ub its communication time in units of T_ub;
+z and v are the same for the server share. Each hyperbolic constraint w u >= g x^2 is the
+rotated cone ||(2 sqrt(g) x, w - u)|| <= w + u. Options with g = 0 (h = 0) get no cone.
+The relaxed per-round makespan is T_ub tau.
+
+Bound. For any mu >= 0 with sum mu = 1 and lam, nu >= 0, minimising the Lagrangian over
+x, w, u, v, z gives the dual function
+
+    q(mu, lam, nu) = sum_i min_c (mu_i a_k + 2 sqrt(mu_i lam g_k) + 2 sqrt(mu_i nu h_k)) - (lam + nu) N,
+
+a lower bound on the relaxation, hence on J/(R T_ub), whatever the solver's accuracy. The
+reported bound is T_ub max(q at the solver's multipliers, max_i min_c a_k): valid even for
+SCS's low-accuracy multipliers (they only make it weaker) and tight when the solve is.
+
+Rounding: c_i = argmax_c x_k (values within 1e-6 tie; ties: larger bandwidth, then the
+smallest cut), then resources are re-solved exactly for those cuts.
+
+Time limits: Clarabel gets ``time_limit`` and SCS ``time_limit_secs`` (the time left after
+building); ECOS has no time option, so the deadline is only checked before its solve (one
+solve may overrun the limit).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from edgeopt.models.edgesplit import EdgeSplitModel
+from edgeopt.solvers.api import OPTIMALITY_GAP
+from edgeopt.solvers.edgesplit.common import Deadline, make_result
+from edgeopt.solvers.edgesplit.resources import allocate_for_cuts
+from edgeopt.solvers.result import Result, Status
+
+METHOD = "relaxation_perspective"
+
+CVXPY_NAMES = {"clarabel": cp.CLARABEL, "ecos": cp.ECOS, "scs": cp.SCS}
+"""Backend -> cvxpy solver name (never ECOS_BB: the relaxation is continuous)."""
+
+SOLVER_SETTINGS: dict[str, dict[str, float]] = {
+    "clarabel": {},
+    "ecos": {"max_iters": 200},
+    "scs": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 100_000},
+}
+"""Options passed to each backend. SCS defaults to 1e-4 accuracy; 1e-7 keeps its dual bound
+within ~1e-6 of the interior-point ones (the bound stays valid either way, see above)."""
+
+TIME_LIMIT_KEYS = {"clarabel": "time_limit", "scs": "time_limit_secs"}
+"""Each backend's time-limit option [s]; ECOS has none."""
+
+TIE = 1e-6
+"""Relaxed x values (in [0, 1]) within TIE of a device's largest one count as tied."""
+
+
+@dataclass(frozen=True)
+class ScaledOptions:
+    """The memory-feasible options of a model, flattened and scaled by ``scale`` = T_ub [s].
+
+    ``device`` and ``column`` give each option's (i, c) position in the option table;
+    ``fixed`` = a, ``link`` = g and ``server`` = h (None in dedicated mode) are as in the
+    module docstring (dimensionless).
+    """
+
+    n_devices: int
+    n_columns: int
+    device: np.ndarray
+    column: np.ndarray
+    fixed: np.ndarray
+    link: np.ndarray
+    server: np.ndarray | None
+    scale: float
+
+    @classmethod
+    def from_model(cls, model: EdgeSplitModel) -> ScaledOptions:
+        table, inst, n = model.options, model.instance, model.n_devices
+        device, column = np.nonzero(table.feasible)
+        fixed = (table.device_s if model.shared else table.dedicated_s)[device, column]
+        link = n * table.bandwidth_seconds[device, column] / inst.bandwidth_hz
+        server = n * table.server_s[device, column] if model.shared else None
+        equal_share = fixed + link + (0.0 if server is None else server)
+        per_device = np.full(n, np.inf)
+        np.minimum.at(per_device, device, equal_share)
+        upper = float(per_device.max())
+        scale = upper if upper > 0 else 1.0
+        return cls(
+            n_devices=n,
+            n_columns=table.feasible.shape[1],
+            device=device,
+            column=column,
+            fixed=fixed / scale,
+            link=link / scale,
+            server=None if server is None else server / scale,
+            scale=scale,
+        )
+
+    def per_device_min(self, values: np.ndarray) -> np.ndarray:
+        """Minimum of an option vector over each device's options."""
+        out = np.full(self.n_devices, np.inf)
+        np.minimum.at(out, self.device, values)
+        return out
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One budget of the program: its cone variables and constraints on the options ``active``."""
+
+    active: np.ndarray
+    units: cp.Variable
+    seconds: cp.Variable
+    budget: cp.Constraint
+    cone: cp.Constraint
+
+
+def _resource(x: cp.Variable, need: np.ndarray, n_devices: int) -> Resource | None:
+    """Cones w u >= need x^2 on the options with need > 0 and sum u <= N (None if none)."""
+    active = np.flatnonzero(need > 0)
+    if active.size == 0:
+        return None
+    units = cp.Variable(active.size, nonneg=True)
+    seconds = cp.Variable(active.size)
+    lifted = cp.multiply(2.0 * np.sqrt(need[active]), x[active])
+    cone = cp.SOC(seconds + units, cp.vstack([lifted, seconds - units]), axis=0)
+    return Resource(active, units, seconds, cp.sum(units) <= n_devices, cone)
+
+
+@dataclass(frozen=True)
+class Program:
+    """The cvxpy problem and the handles needed to read its primal and dual solution."""
+
+    problem: cp.Problem
+    x: cp.Variable
+    rows: cp.Constraint
+    bandwidth: Resource | None
+    server: Resource | None
+
+
+def build_program(data: ScaledOptions) -> Program:
+    """The scaled relaxation of the module docstring as a cvxpy problem."""
+    count = data.device.size
+    incidence = sp.csr_matrix((np.ones(count), (data.device, np.arange(count))), shape=(data.n_devices, count))
+    x = cp.Variable(count, nonneg=True)
+    tau = cp.Variable()
+    bandwidth = _resource(x, data.link, data.n_devices)
+    server = None if data.server is None else _resource(x, data.server, data.n_devices)
+    per_device = incidence @ cp.multiply(data.fixed, x)
+    constraints = [incidence @ x == 1]
+    for resource in (bandwidth, server):
+        if resource is not None:
+            per_device = per_device + incidence[:, resource.active] @ resource.seconds
+            constraints += [resource.cone, resource.budget]
+    rows = per_device <= tau
+    problem = cp.Problem(cp.Minimize(tau), [rows, *constraints])
+    return Program(problem, x, rows, bandwidth, server)
+
+
+def dual_bound(data: ScaledOptions, mu: np.ndarray, lam: float, nu: float) -> float:
+    """Lagrangian dual function q(mu, lam, nu) (scaled): a lower bound for any multipliers.
+
+    ``mu`` is clipped at 0 and normalised to sum 1, ``lam`` and ``nu`` clipped at 0.
+    """
+    mu = np.maximum(np.asarray(mu, dtype=float), 0.0)
+    if not mu.sum() > 0:
+        return -math.inf
+    mu = mu / math.fsum(mu)
+    lam, nu = max(lam, 0.0), max(nu, 0.0)
+    weight = mu[data.device]
+    price = weight * data.fixed + 2.0 * np.sqrt(weight * lam * data.link)
+    if data.server is not None:
+        price = price + 2.0 * np.sqrt(weight * nu * data.server)
+    return math.fsum(data.per_device_min(price)) - (lam + nu) * data.n_devices
+
+
+def round_cuts(data: ScaledOptions, model: EdgeSplitModel, x: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """c_i = argmax_c x (within TIE), ties: larger bandwidth ``units``, then the smallest cut."""
+    shape = (data.n_devices, data.n_columns)
+    relaxed = np.full(shape, -np.inf)
+    relaxed[data.device, data.column] = x
+    bandwidth = np.full(shape, -np.inf)
+    bandwidth[data.device, data.column] = units
+    tied = relaxed >= relaxed.max(axis=1, keepdims=True) - TIE
+    bandwidth = np.where(tied, bandwidth, -np.inf)
+    best = bandwidth == bandwidth.max(axis=1, keepdims=True)
+    return model.options.cuts[np.argmax(best, axis=1)]
+
+
+def equal_share_cuts(data: ScaledOptions, model: EdgeSplitModel) -> np.ndarray:
+    """Each device's best cut with the equal share (used when the solver returns no point)."""
+    total = np.full((data.n_devices, data.n_columns), np.inf)
+    total[data.device, data.column] = data.fixed + data.link + (0.0 if data.server is None else data.server)
+    return model.options.cuts[np.argmin(total, axis=1)]
+
+
+def _dual(constraint: cp.Constraint | None) -> float:
+    if constraint is None or constraint.dual_value is None:
+        return 0.0
+    return float(constraint.dual_value)
+
+
+def _run(program: Program, backend: str, deadline: Deadline) -> tuple[str, str | None]:
+    """Solve; return (cvxpy status, error message or None)."""
+    settings = dict(SOLVER_SETTINGS[backend])
+    if deadline.seconds is not None and backend in TIME_LIMIT_KEYS:
+        settings[TIME_LIMIT_KEYS[backend]] = max(deadline.remaining, 1e-3)
+    if deadline.expired:
+        return "not_started", "time limit reached before the solve"
+    try:
+        program.problem.solve(solver=CVXPY_NAMES[backend], **settings)
+    except cp.SolverError as error:
+        return "solver_error", str(error)
+    return program.problem.status, None
+
+
+def solve_relaxation_perspective(
+    model: EdgeSplitModel, *, backend: str | None = None, time_limit: float | None = None, seed: int | None = None
+) -> Result:
+    """Lower bound from the perspective relaxation plus a rounded, exactly re-allocated point.
+
+    ``result.bound`` = R T_ub q (seconds, see the module docstring); ``objective`` is J of the
+    rounded cuts with optimal resources. ``result.extras`` adds ``relaxation_value_s``
+    (the solver's primal value of the relaxed J, s) and ``duals``: ``bandwidth_budget`` =
+    dJ_relax/dB [s/Hz] and, in shared mode, ``server_budget`` = dJ_relax/dF [s per FLOP/s],
+    derivatives of the relaxed optimal J (so <= 0: J_relax(B + dB) ~ J_relax(B) + value dB).
+    """
+    backend = backend or "clarabel"
+    deadline = Deadline(time_limit)
+    started = time.perf_counter()
+    data = ScaledOptions.from_model(model)
+    program = build_program(data)
+    built = time.perf_counter()
+    status_text, error = _run(program, backend, deadline)
+    solved = time.perf_counter()
+    compile_s = program.problem.compilation_time or 0.0
+
+    rounds = model.rounds_used
+    inst = model.instance
+    trivial = float(data.per_device_min(data.fixed).max())
+    extras: dict = {}
+    if status_text in cp.settings.SOLUTION_PRESENT and program.x.value is not None:
+        lam, nu = _dual(program.bandwidth and program.bandwidth.budget), _dual(program.server and program.server.budget)
+        bound = max(trivial, dual_bound(data, program.rows.dual_value, lam, nu))
+        units = np.zeros(data.device.size)
+        if program.bandwidth is not None:
+            units[program.bandwidth.active] = program.bandwidth.units.value
+        cuts = round_cuts(data, model, program.x.value, units)
+        duals = {"bandwidth_budget": -rounds * data.scale * lam * data.n_devices / inst.bandwidth_hz}
+        if model.shared:
+            duals["server_budget"] = -rounds * data.scale * nu * data.n_devices / inst.server_flops_per_s
+        extras = {"relaxation_value_s": rounds * data.scale * float(program.problem.value), "duals": duals}
+    else:
+        bound, cuts = trivial, equal_share_cuts(data, model)
+
+    limited = status_text == cp.USER_LIMIT or (deadline.expired and status_text != cp.OPTIMAL)
+    status = Status.TIME_LIMIT if limited else Status.FEASIBLE
+    _, _, bandwidth, shares = allocate_for_cuts(model, cuts)
+    stats = program.problem.solver_stats
+    result = make_result(
+        model,
+        METHOD,
+        status,
+        cuts,
+        bandwidth,
+        shares,
+        bound_per_round=data.scale * bound,
+        solver=backend,
+        solver_version=version(backend),
+        build_s=built - started + compile_s,
+        solve_s=solved - built - compile_s,
+        solver_reported_s=None if stats is None else stats.solve_time,
+        termination="time_limit" if limited else status_text,
+        message=None if error is None else f"{backend}: {error}; fell back to equal-share cuts",
+    )
+    if status is Status.FEASIBLE and result.gap is not None and result.gap <= OPTIMALITY_GAP:
+        result = result.replace(status=Status.OPTIMAL)
+    return result.replace(extras={**result.extras, **extras})

@@ -1,0 +1,68 @@
+"""Shared fixtures: the spec's known-answer instances and a random instance generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def known_answer_path(name: str) -> Path:
+    """tests/data/edgesplit_<name>.json for name in t1, t2, t3 (spec §6)."""
+    return DATA / f"edgesplit_{name}.json"
+
+
+def random_edgesplit_document(
+    rng: np.random.Generator,
+    devices: int = 3,
+    layers: int = 4,
+    server_mode: str = "dedicated",
+    include_sync: bool | None = None,
+    allow_full_local: bool | None = None,
+) -> dict:
+    """A random, memory-feasible EdgeSplit instance with SI-scale numbers (seconds ~ 0.1-10)."""
+    layer_list = [
+        {
+            "name": f"l{j + 1}",
+            "fwd_flops": float(rng.uniform(1e8, 2e9)),
+            "bwd_flops": None if rng.random() < 0.7 else float(rng.uniform(1e8, 4e9)),
+            "param_bytes": float(rng.uniform(1e4, 2e6)),
+            "out_bytes": float(rng.uniform(1e3, 1e6)),
+            "saved_act_bytes": None if rng.random() < 0.7 else float(rng.uniform(1e3, 1e6)),
+        }
+        for j in range(layers)
+    ]
+    device_list = [
+        {
+            "name": f"d{i}",
+            "flops_per_s": float(rng.uniform(1e9, 3e10)),
+            "memory_bytes": float(rng.uniform(5e7, 1e9)),
+            "spectral_efficiency": float(rng.uniform(0.5, 5.0)),
+            "samples": int(rng.integers(1, 50)),
+        }
+        for i in range(devices)
+    ]
+    return {
+        "model": "edgesplit",
+        "version": 1,
+        "layers": layer_list,
+        "devices": device_list,
+        "server_flops_per_s": float(rng.uniform(5e9, 1e11)),
+        "bandwidth_hz": float(rng.uniform(1e6, 5e7)),
+        "batch_size": int(rng.integers(1, 16)),
+        "rounds": int(rng.integers(1, 20)),
+        "optimizer_state_factor": float(rng.choice([1.0, 2.0, 3.0])),
+        "server_mode": server_mode,
+        "allow_full_local": bool(rng.random() < 0.3) if allow_full_local is None else allow_full_local,
+        "include_sync": bool(rng.random() < 0.7) if include_sync is None else include_sync,
+    }
+
+
+@pytest.fixture(params=["t1", "t2", "t3"])
+def known_answer(request):
+    from edgeopt.models import load_instance
+
+    return request.param, load_instance(known_answer_path(request.param))
