@@ -8,15 +8,15 @@ which uses the model's own NumPy code and knows nothing about any solver.
 
 from __future__ import annotations
 
+import html
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
 from edgeopt.models.validation import describe_allowed, validate_document
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -182,3 +182,16 @@ class Model(ABC):
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.size.items())
         return f"<{type(self).__name__} {self.model_id} v{self.version}: {counts}>"
+
+    def _repr_html_(self) -> str:
+        """Notebook view: counts, objective, decision variables and constraint families."""
+        counts = ", ".join(f"{k}={v}" for k, v in self.size.items())
+        rows = [("model", f"{self.model_id} v{self.version} ({counts})"), ("objective", self.objective)]
+        rows += [(f"variable {v.name}", f"{v.domain}, {v.shape}, [{v.unit}]: {v.description}") for v in self.variables]
+        rows += [(f"constraint {c.name}", c.statement) for c in self.constraints]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table>{body}</table>"

@@ -35,7 +35,9 @@ def read_document(source: str | Path | dict[str, Any]) -> dict[str, Any]:
         try:
             text = path.read_text()
         except OSError as error:
-            raise InstanceError(InstanceIssue("(file)", str(path), f"cannot be read: {error.strerror}"))
+            raise InstanceError(
+                InstanceIssue("(file)", str(path), f"cannot be read: {error.strerror}")
+            ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

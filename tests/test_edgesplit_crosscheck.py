@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import known_answer_path, random_edgesplit_document
-
 from edgeopt.models import load_instance
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers import Capability, Status, solve, solvers_for
@@ -74,7 +73,7 @@ def test_exact_methods_prove_and_agree(solved):
 def test_bounds_below_and_heuristics_above_the_optimum(solved):
     model, results = solved
     optimum = min(r.objective for r in _exact(results).values())
-    for method, (spec, result) in results.items():
+    for method, (_, result) in results.items():
         if result.bound is not None:
             assert result.bound <= optimum * (1 + AGREE), method
         if result.objective is None:
