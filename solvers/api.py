@@ -96,7 +96,10 @@ def verify(model: Any, result: Result) -> Result:
     """Re-check ``result`` with ``model.evaluate`` and make its status honest."""
     if not result.status.has_point:
         return result.replace(verified=None if result.status is Status.ERROR else True)
-    evaluation = model.evaluate(result.solution)
+    try:
+        evaluation = model.evaluate(result.solution)
+    except ValueError as error:
+        return result.replace(status=Status.ERROR, verified=False, message=f"malformed point: {error}")
     changes: dict[str, Any] = {"evaluation": evaluation}
     if not evaluation.feasible:
         detail = "; ".join(evaluation.messages)

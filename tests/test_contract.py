@@ -126,3 +126,9 @@ def test_verify_replaces_a_wrong_objective_and_drops_optimal(t1):
 def test_optimal_without_a_bound_is_downgraded(t1):
     result = solve(t1, "bisection")
     assert verify(t1, result.replace(bound=None)).status is Status.FEASIBLE
+
+
+def test_verify_reports_a_malformed_point_as_an_error(t1):
+    result = solve(t1, "bisection")
+    broken = verify(t1, _tampered(result, cuts=[]))
+    assert broken.status is Status.ERROR and "malformed point" in broken.message

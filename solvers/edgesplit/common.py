@@ -107,7 +107,7 @@ def make_result(
         solution["schedule"] = schedule
     if full_local:
         solution["full_local"] = True
-    bound = None if bound_per_round is None else rounds * min(bound_per_round, per_round)
+    bound = None if bound_per_round is None else rounds * bound_per_round
     return Result(
         model=model.model_id,
         method=method,

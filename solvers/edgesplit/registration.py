@@ -81,7 +81,7 @@ SPECS = (
     SolverSpec(
         "relaxation_perspective", "edgesplit", "relaxation", f"{_PKG}.relaxation:solve_relaxation_perspective",
         "convex-hull (perspective) relaxation in cvxpy: lower bound plus a rounded feasible point (§5.4)",
-        frozenset({Cap.REPORTS_BOUND, Cap.DUALS}),
+        frozenset({Cap.REPORTS_BOUND, Cap.DUALS, Cap.TIME_LIMIT}),
         backends=("clarabel", "ecos", "scs"),
     ),
     SolverSpec(

@@ -20,10 +20,11 @@ The relaxed per-round makespan is T_ub tau.
 Bound. For any mu >= 0 with sum mu = 1 and lam, nu >= 0, minimising the Lagrangian over
 x, w, u, v, z gives the dual function
 
-    q(mu, lam, nu) = sum_i min_c (mu_i a_k + 2 sqrt(mu_i lam g_k) + 2 sqrt(mu_i nu h_k)) - (lam + nu) N,
+    q(mu, lam, nu) = sum_i min_c (mu_i a_k + 2 sqrt(mu_i lam g_k) + 2 sqrt(mu_i nu h_k))
+                     - (lam + nu) N,
 
 a lower bound on the relaxation, hence on J/(R T_ub), whatever the solver's accuracy. The
-reported bound is T_ub max(q at the solver's multipliers, max_i min_c a_k): valid even for
+reported bound is R T_ub max(q at the solver's multipliers, max_i min_c a_k): valid even for
 SCS's low-accuracy multipliers (they only make it weaker) and tight when the solve is.
 
 Rounding: c_i = argmax_c x_k (values within 1e-6 tie; ties: larger bandwidth, then the
@@ -59,10 +60,11 @@ CVXPY_NAMES = {"clarabel": cp.CLARABEL, "ecos": cp.ECOS, "scs": cp.SCS}
 SOLVER_SETTINGS: dict[str, dict[str, float]] = {
     "clarabel": {},
     "ecos": {"max_iters": 200},
-    "scs": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 100_000},
+    "scs": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 20_000},
 }
-"""Options passed to each backend. SCS defaults to 1e-4 accuracy; 1e-7 keeps its dual bound
-within ~1e-6 of the interior-point ones (the bound stays valid either way, see above)."""
+"""Options passed to each backend. SCS defaults to 1e-4 accuracy; 1e-6 keeps its bound within
+~1e-6 of the interior-point ones on small fleets. SCS is first-order: on 1000 devices it may
+stop at the iteration cap (``optimal_inaccurate``, ~1-2 min); its bound stays valid, only weaker."""
 
 TIME_LIMIT_KEYS = {"clarabel": "time_limit", "scs": "time_limit_secs"}
 """Each backend's time-limit option [s]; ECOS has none."""
@@ -112,6 +114,11 @@ class ScaledOptions:
             scale=scale,
         )
 
+    @property
+    def fixed_bound(self) -> float:
+        """max_i min_c a (scaled): no device finishes before its fixed time; q at lam = nu = 0."""
+        return float(self.per_device_min(self.fixed).max())
+
     def per_device_min(self, values: np.ndarray) -> np.ndarray:
         """Minimum of an option vector over each device's options."""
         out = np.full(self.n_devices, np.inf)
@@ -156,7 +163,9 @@ class Program:
 def build_program(data: ScaledOptions) -> Program:
     """The scaled relaxation of the module docstring as a cvxpy problem."""
     count = data.device.size
-    incidence = sp.csr_matrix((np.ones(count), (data.device, np.arange(count))), shape=(data.n_devices, count))
+    incidence = sp.csr_matrix(
+        (np.ones(count), (data.device, np.arange(count))), shape=(data.n_devices, count)
+    )
     x = cp.Variable(count, nonneg=True)
     tau = cp.Variable()
     bandwidth = _resource(x, data.link, data.n_devices)
@@ -189,7 +198,9 @@ def dual_bound(data: ScaledOptions, mu: np.ndarray, lam: float, nu: float) -> fl
     return math.fsum(data.per_device_min(price)) - (lam + nu) * data.n_devices
 
 
-def round_cuts(data: ScaledOptions, model: EdgeSplitModel, x: np.ndarray, units: np.ndarray) -> np.ndarray:
+def round_cuts(
+    data: ScaledOptions, model: EdgeSplitModel, x: np.ndarray, units: np.ndarray
+) -> np.ndarray:
     """c_i = argmax_c x (within TIE), ties: larger bandwidth ``units``, then the smallest cut."""
     shape = (data.n_devices, data.n_columns)
     relaxed = np.full(shape, -np.inf)
@@ -205,14 +216,17 @@ def round_cuts(data: ScaledOptions, model: EdgeSplitModel, x: np.ndarray, units:
 def equal_share_cuts(data: ScaledOptions, model: EdgeSplitModel) -> np.ndarray:
     """Each device's best cut with the equal share (used when the solver returns no point)."""
     total = np.full((data.n_devices, data.n_columns), np.inf)
-    total[data.device, data.column] = data.fixed + data.link + (0.0 if data.server is None else data.server)
+    total[data.device, data.column] = (
+        data.fixed + data.link + (0.0 if data.server is None else data.server)
+    )
     return model.options.cuts[np.argmin(total, axis=1)]
 
 
-def _dual(constraint: cp.Constraint | None) -> float:
-    if constraint is None or constraint.dual_value is None:
+def _budget_dual(resource: Resource | None) -> float:
+    """The multiplier of a budget row (0 without the budget or without a dual)."""
+    if resource is None or resource.budget.dual_value is None:
         return 0.0
-    return float(constraint.dual_value)
+    return float(resource.budget.dual_value)
 
 
 def _run(program: Program, backend: str, deadline: Deadline) -> tuple[str, str | None]:
@@ -229,16 +243,46 @@ def _run(program: Program, backend: str, deadline: Deadline) -> tuple[str, str |
     return program.problem.status, None
 
 
+def read_solution(
+    program: Program, data: ScaledOptions, model: EdgeSplitModel
+) -> tuple[float, np.ndarray, dict]:
+    """(certified scaled bound, rounded cuts, extras) from a solved program.
+
+    extras: ``relaxation_value_s`` (the solver's primal value of the relaxed J, s) and
+    ``duals`` = {``bandwidth_budget``: dJ_relax/dB [s/Hz], ``server_budget`` (shared):
+    dJ_relax/dF [s per FLOP/s]}. Perturbing the row sum u <= N to N(1 + e) is the same as
+    B -> B(1 + e), so dJ_relax/dB = -R T_ub lam N / B (likewise F with nu).
+    """
+    lam, nu = _budget_dual(program.bandwidth), _budget_dual(program.server)
+    bound = max(data.fixed_bound, dual_bound(data, program.rows.dual_value, lam, nu))
+    units = np.zeros(data.device.size)
+    if program.bandwidth is not None:
+        units[program.bandwidth.active] = program.bandwidth.units.value
+    cuts = round_cuts(data, model, program.x.value, units)
+    inst, factor = model.instance, model.rounds_used * data.scale * data.n_devices
+    duals = {"bandwidth_budget": -factor * lam / inst.bandwidth_hz}
+    if model.shared:
+        duals["server_budget"] = -factor * nu / inst.server_flops_per_s
+    value = model.rounds_used * data.scale * float(program.problem.value)
+    return bound, cuts, {"relaxation_value_s": value, "duals": duals}
+
+
 def solve_relaxation_perspective(
-    model: EdgeSplitModel, *, backend: str | None = None, time_limit: float | None = None, seed: int | None = None
+    model: EdgeSplitModel,
+    *,
+    backend: str | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
 ) -> Result:
     """Lower bound from the perspective relaxation plus a rounded, exactly re-allocated point.
 
-    ``result.bound`` = R T_ub q (seconds, see the module docstring); ``objective`` is J of the
-    rounded cuts with optimal resources. ``result.extras`` adds ``relaxation_value_s``
-    (the solver's primal value of the relaxed J, s) and ``duals``: ``bandwidth_budget`` =
-    dJ_relax/dB [s/Hz] and, in shared mode, ``server_budget`` = dJ_relax/dF [s per FLOP/s],
-    derivatives of the relaxed optimal J (so <= 0: J_relax(B + dB) ~ J_relax(B) + value dB).
+    ``result.bound`` = R T_ub q [s] (see the module docstring); ``objective`` is J of the
+    rounded cuts with optimal resources. ``result.extras`` holds ``relaxation_value_s`` and
+    ``duals`` (see :func:`read_solution`): derivatives of the relaxed optimal J w.r.t. the
+    budgets, so <= 0 (J_relax(B + dB) ~ J_relax(B) + duals['bandwidth_budget'] dB). If the
+    solver returns no point, each device takes its best cut with the equal share and the
+    bound is R T_ub max_i min_c a; the status is then ``time_limit`` or ``feasible``
+    with a message. ``seed`` is unused (the method is deterministic).
     """
     backend = backend or "clarabel"
     deadline = Deadline(time_limit)
@@ -250,24 +294,10 @@ def solve_relaxation_perspective(
     solved = time.perf_counter()
     compile_s = program.problem.compilation_time or 0.0
 
-    rounds = model.rounds_used
-    inst = model.instance
-    trivial = float(data.per_device_min(data.fixed).max())
-    extras: dict = {}
     if status_text in cp.settings.SOLUTION_PRESENT and program.x.value is not None:
-        lam, nu = _dual(program.bandwidth and program.bandwidth.budget), _dual(program.server and program.server.budget)
-        bound = max(trivial, dual_bound(data, program.rows.dual_value, lam, nu))
-        units = np.zeros(data.device.size)
-        if program.bandwidth is not None:
-            units[program.bandwidth.active] = program.bandwidth.units.value
-        cuts = round_cuts(data, model, program.x.value, units)
-        duals = {"bandwidth_budget": -rounds * data.scale * lam * data.n_devices / inst.bandwidth_hz}
-        if model.shared:
-            duals["server_budget"] = -rounds * data.scale * nu * data.n_devices / inst.server_flops_per_s
-        extras = {"relaxation_value_s": rounds * data.scale * float(program.problem.value), "duals": duals}
+        bound, cuts, extras = read_solution(program, data, model)
     else:
-        bound, cuts = trivial, equal_share_cuts(data, model)
-
+        bound, cuts, extras = data.fixed_bound, equal_share_cuts(data, model), {}
     limited = status_text == cp.USER_LIMIT or (deadline.expired and status_text != cp.OPTIMAL)
     status = Status.TIME_LIMIT if limited else Status.FEASIBLE
     _, _, bandwidth, shares = allocate_for_cuts(model, cuts)
