@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def run_methods(
     with status ``error`` and the exception as its message, so one failure does not hide the
     other answers.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chosen = applicable_methods(model) if methods is None else list(methods)
     results: dict[str, Result] = {}
@@ -161,15 +162,17 @@ def cross_check(frame: pd.DataFrame, tolerance: float = AGREEMENT) -> pd.DataFra
             agrees = (row.status == "optimal" and within) or (
                 row.status == "infeasible" and math.isnan(reference)  # all exact methods agree
             )
+            difference = (row.objective - reference) / reference
             add("exact agrees", row.method, row.objective, agrees,
-                f"status {row.status}, relative difference {(row.objective - reference) / reference:.2e}")
+                f"status {row.status}, relative difference {difference:.2e}")
         if pd.notna(row.bound):
             add("bound <= J*", row.method, row.bound, row.bound <= reference + slack,
                 f"relative margin {(reference - row.bound) / reference:.2e}")
         if row.kind != "exact" and has_point and row.must_not_beat_exact:
             add("J* <= objective", row.method, row.objective, row.objective >= reference - slack,
                 f"gap to J* {row.gap_to_exact:.3e}")
-    return pd.DataFrame(checks, columns=["check", "method", "value", "reference", "passed", "detail"])
+    columns = ["check", "method", "value", "reference", "passed", "detail"]
+    return pd.DataFrame(checks, columns=columns)
 
 
 def speedup_table(
@@ -185,14 +188,14 @@ def speedup_table(
     kind 'baseline'; ``heuristics`` are listed too. Columns: ``instance`` (``name``, default
     the model's repr), ``method``, ``kind``, ``status``, ``per_round_s`` and ``total_s``
     (objective J = rounds x per-round time, seconds) and ``speedup`` = J(method) / J(exact)
-    as a float, or the string 'infeasible' when the method has no feasible point.
+    as a float, or the method's status ('infeasible', 'error') when it has no feasible point.
     """
     specs = solvers_for(model.model_id).specs
     if baselines is None:
         baselines = [s.method for s in specs if s.kind == "baseline"]
     results = {"exact": solve(model, exact)}
     results.update({method: solve(model, method) for method in [*heuristics, *baselines]})
-    reference = results["exact"].objective
+    reference = results["exact"].objective if results["exact"].feasible else float("nan")
     rows = []
     for result in results.values():
         feasible = result.feasible
@@ -205,7 +208,7 @@ def speedup_table(
                 "status": result.status.value,
                 "per_round_s": result.objective / rounds if feasible and rounds else float("nan"),
                 "total_s": result.objective if feasible else float("nan"),
-                "speedup": result.objective / reference if feasible else "infeasible",
+                "speedup": result.objective / reference if feasible else result.status.value,
             }
         )
     return pd.DataFrame(rows)

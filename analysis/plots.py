@@ -42,8 +42,10 @@ def plot_breakdown(results: dict[str, Result], title: str | None = None) -> Figu
     axes = fig.subplots(1, len(results), sharey=True, squeeze=False)[0]
     for ax, (label, result) in zip(axes, results.items()):
         if not result.breakdown:
-            ax.text(0.5, 0.5, f"no point ({result.status.value})", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, f"no point ({result.status.value})", ha="center",
+                    transform=ax.transAxes)
             ax.set_title(label)
+            ax.set_xticks([])
             continue
         positions = np.arange(len(result.device_names))
         bottom = np.zeros(len(positions))
@@ -57,7 +59,7 @@ def plot_breakdown(results: dict[str, Result], title: str | None = None) -> Figu
     axes[0].set_ylabel("time per round [s]")
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=len(handles))
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
     if title:
         fig.suptitle(title)
     return fig
@@ -83,7 +85,7 @@ def cuts_by_class(results: dict[str, Result], key: str = "cuts") -> pd.DataFrame
         chosen: dict[str, set[int]] = {}
         for name, value in zip(result.device_names, values):
             chosen.setdefault(device_class(name), set()).add(int(value))
-        columns[label] = {cls: ", ".join(str(c) for c in sorted(cuts)) for cls, cuts in chosen.items()}
+        columns[label] = {name: ", ".join(map(str, sorted(cuts))) for name, cuts in chosen.items()}
     frame = pd.DataFrame(columns).fillna("")
     frame.index.name = "device class"
     return frame
@@ -110,7 +112,7 @@ def plot_cuts(results: dict[str, Result], key: str = "cuts") -> Figure:
         values = result.solution.get(key) or []
         x = [positions[n] for n in result.device_names[: len(values)]]
         ax.plot(x, values, linestyle="none", marker=markers[index % len(markers)], label=label,
-                markersize=8 - index, alpha=0.85)
+                markersize=max(4, 8 - index), alpha=0.85)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
     ax.set_ylabel(f"{key} (last device layer)")
     ax.legend(loc="best")

@@ -95,7 +95,7 @@ def solve(
 def verify(model: Any, result: Result) -> Result:
     """Re-check ``result`` with ``model.evaluate`` and make its status honest."""
     if not result.status.has_point:
-        return result.replace(verified=None if result.status is Status.ERROR else True)
+        return result.replace(verified=None)  # nothing to evaluate
     try:
         evaluation = model.evaluate(result.solution)
     except ValueError as error:
