@@ -34,24 +34,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type accepting integers >= ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= {minimum}")
+        return value
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 0")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     preset = commands.add_parser("preset", help="write a preset instance as canonical JSON")
     preset.add_argument("model", help="model id, e.g. edgesplit")
     preset.add_argument("name", help="preset name (edgeopt preset MODEL list: the names)")
-    preset.add_argument("--devices", type=_positive_int, default=None, metavar="N")
-    preset.add_argument("--seed", type=_nonnegative_int, default=None, metavar="S")
+    preset.add_argument("--devices", type=_int_at_least(1), default=None, metavar="N")
+    preset.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S")
     preset.add_argument("-o", "--output", default=None, metavar="FILE", help="file (default: stdout)")
 
     validate = commands.add_parser("validate", help="check an instance file and report every problem")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edgeopt.models.validation import describe_allowed, validate_document
 from pydantic import BaseModel
+
+from edgeopt.models.validation import describe_allowed, validate_document
 
 
 @dataclass(frozen=True)

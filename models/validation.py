@@ -14,8 +14,9 @@ import typing
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
-from edgeopt.models.errors import InstanceError, InstanceIssue
 from pydantic import BaseModel, Field, Strict, ValidationError
+
+from edgeopt.models.errors import InstanceError, InstanceIssue
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 """A finite real number; ints are accepted, booleans and strings are not."""

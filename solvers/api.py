@@ -129,6 +129,7 @@ def verify(model: Any, result: Result) -> Result:
 def solver_table(model_id: str | None = None):
     """Every registered method as a DataFrame: model, method, kind, backends, capabilities, available."""
     import pandas as pd
+
     from edgeopt.solvers.registry import MODEL_SOLVERS, Capability
 
     rows = []

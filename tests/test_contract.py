@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import known_answer_path
+
 from edgeopt.models import load_instance
 from edgeopt.solvers import Availability, Result, Status, select, solve, solver_table, verify
 from edgeopt.solvers.registry import BACKEND_MODULES, SolverSpec, solvers_for

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import known_answer_path, random_edgesplit_document
+
 from edgeopt.models import load_instance
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers import Capability, Status, solve, solvers_for

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from conftest import known_answer_path, random_edgesplit_document
+
 from edgeopt.models import InstanceError, load_instance
 from edgeopt.models.edgesplit import EdgeSplitModel, convergence
 from edgeopt.solvers.edgesplit.common import breakdown

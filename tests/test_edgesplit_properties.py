@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import random_edgesplit_document
-from edgeopt.models.edgesplit import EdgeSplitModel
-from edgeopt.solvers import Status, solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from edgeopt.models.edgesplit import EdgeSplitModel
+from edgeopt.solvers import Status, solve
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,6 +12,7 @@ import math
 
 import pytest
 from conftest import known_answer_path
+
 from edgeopt.models import InstanceError, load_instance
 from edgeopt.models.edgesplit import EdgeSplitModel
 

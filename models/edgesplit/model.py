@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+
 from edgeopt.models.base import ConstraintSpec, Evaluation, Infeasibility, Model, VariableSpec
 from edgeopt.models.edgesplit import convergence
 from edgeopt.models.edgesplit.schema import EdgeSplitInstance

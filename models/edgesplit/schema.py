@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from edgeopt.models.validation import FieldProblem, Flag, Integer, Number, field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeopt.models.validation import FieldProblem, Flag, Integer, Number, field
 
 
 class _Open(BaseModel):
