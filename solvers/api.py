@@ -94,8 +94,8 @@ def solve(
 
 def verify(model: Any, result: Result) -> Result:
     """Re-check ``result`` with ``model.evaluate`` and make its status honest."""
-    if not result.status.has_point:
-        return result.replace(verified=None)  # nothing to evaluate
+    if not result.status.has_point or result.objective is None:
+        return result.replace(verified=None)  # nothing to evaluate (e.g. a time limit before any point)
     try:
         evaluation = model.evaluate(result.solution)
     except ValueError as error:

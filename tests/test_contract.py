@@ -30,7 +30,9 @@ def test_defaults_per_kind_depend_on_the_mode(t1, t3):
     assert select(t1, "relaxation") == (solvers_for("edgesplit").spec("relaxation_perspective"), "clarabel")
     assert select(t1, "exact", "scip")[0].method == "misocp_perspective"
     assert select(t1, "exact", "highs")[0].method == "bisection_mckp"
-    assert select(t3, "exact", "highs")[0].method == "bisection_mckp_grid"
+    assert select(t3, "approximate", "highs")[0].method == "bisection_mckp_grid"
+    with pytest.raises(ValueError, match="no exact method for server_mode 'shared'"):
+        select(t3, "exact", "highs")
 
 
 def test_unknown_method_lists_the_choices(t1):
@@ -133,3 +135,13 @@ def test_verify_reports_a_malformed_point_as_an_error(t1):
     result = solve(t1, "bisection")
     broken = verify(t1, _tampered(result, cuts=[]))
     assert broken.status is Status.ERROR and "malformed point" in broken.message
+
+
+def test_a_tiny_time_limit_is_reported_honestly(t3):
+    for method in ("alternating", "enum_two_resource", "brute_force"):
+        result = solve(t3, method, time_limit=1e-9)
+        assert result.status in (Status.TIME_LIMIT, Status.OPTIMAL, Status.FEASIBLE), method
+        assert result.verified, method
+        if result.status is Status.TIME_LIMIT:
+            assert result.termination == "time_limit"
+            assert result.bound is None or result.bound <= 1.1 * (1 + 1e-9)

@@ -73,7 +73,7 @@ def solve_alternating(
         if iteration > max_iterations:
             status, termination = Status.ITERATION_LIMIT, "iteration_limit"
             break
-        if deadline.expired:
+        if cuts is not None and deadline.expired:
             status, termination = Status.TIME_LIMIT, "time_limit"
             break
         cuts = new_cuts

@@ -211,7 +211,6 @@ def _solve(
     time_limit: float | None,
     seed: int | None,
     mip_gap: float,
-    tee: bool,
 ) -> Result:
     """Heuristic T_ub and warm start, build, SCIP, polish. ``time_limit`` [s] covers it all."""
     deadline = Deadline(time_limit)
@@ -229,12 +228,15 @@ def _solve(
         pm.x[k].value = float(table.cuts[data.column[k]] == heuristic_cuts[data.device[k]])
     build_s = time.perf_counter() - started
 
-    options: dict[str, float] = {"numerics/feastol": FEASIBILITY_TOLERANCE}
+    # SCIP stays silent: Pyomo 6.10's scip_direct reads SCIP's log through a pipe while
+    # pyscipopt's optimize() holds the GIL, so a log longer than the pipe buffer (~64 KiB)
+    # blocks the solve forever. For the same reason no ``tee`` option is offered.
+    options: dict[str, float] = {"numerics/feastol": FEASIBILITY_TOLERANCE, "display/verblevel": 0}
     if seed is not None:
         options["randomization/randomseedshift"] = seed
     run = SolverFactory("scip_direct").solve(
         pm,
-        tee=tee,
+        tee=False,
         load_solutions=False,
         raise_exception_on_nonoptimal_result=False,
         warmstart_discrete_vars=True,
@@ -290,15 +292,14 @@ def solve_misocp_perspective(
     time_limit: float | None = None,
     seed: int | None = None,
     mip_gap: float = 1e-9,
-    tee: bool = False,
 ) -> Result:
     """Exact J by the perspective MISOCP (§5.3(b)), both server modes, with SCIP's bound.
 
     ``time_limit`` [s] covers the heuristic, the model build and SCIP; ``mip_gap`` is SCIP's
-    relative gap; ``seed`` shifts SCIP's random seeds; ``tee`` prints the SCIP log.
+    relative gap; ``seed`` shifts SCIP's random seeds.
     """
     return _solve(model, "misocp_perspective", build_perspective,
-                  time_limit=time_limit, seed=seed, mip_gap=mip_gap, tee=tee)
+                  time_limit=time_limit, seed=seed, mip_gap=mip_gap)
 
 
 def solve_misocp_bigm(
@@ -308,9 +309,8 @@ def solve_misocp_bigm(
     time_limit: float | None = None,
     seed: int | None = None,
     mip_gap: float = 1e-9,
-    tee: bool = False,
 ) -> Result:
     """Exact J by the big-M MISOCP (§5.3(a)); needs D' > 0 (and S > 0 when shared) on every
     memory-feasible option. Options as for :func:`solve_misocp_perspective`."""
     return _solve(model, "misocp_bigm", build_bigm,
-                  time_limit=time_limit, seed=seed, mip_gap=mip_gap, tee=tee)
+                  time_limit=time_limit, seed=seed, mip_gap=mip_gap)

@@ -33,7 +33,7 @@ def _bigm_ready(model) -> str | None:
     return None
 
 
-_SCIP_OPTIONS = {"mip_gap": "relative gap for SCIP (default 1e-9)", "tee": "print the solver log"}
+_SCIP_OPTIONS = {"mip_gap": "relative gap for SCIP (default 1e-9)"}
 
 SPECS = (
     SolverSpec(
@@ -117,7 +117,12 @@ def choose(model, kind: str, backend: str | None) -> str:
         if backend == "scip":
             return "misocp_perspective"
         if backend == "highs":
-            return "bisection_mckp_grid" if model.shared else "bisection_mckp"
+            if model.shared:
+                raise ValueError(
+                    "HiGHS has no exact method for server_mode 'shared': use solver='scip', or "
+                    "method='bisection_mckp_grid' for HiGHS's restriction (an upper bound only)"
+                )
+            return "bisection_mckp"
         if not model.shared:
             return "bisection"
         from edgeopt.solvers.edgesplit.enumeration import undominated_cuts
