@@ -13,9 +13,12 @@ Backends (Pyomo, cvxpy, SCIP, HiGHS) are imported only when the chosen method ne
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from pathlib import Path
+
+from edgeopt.analysis.commands import COMMAND_MODULES
 
 EXIT_SOLVED, EXIT_NO_POINT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     solvers.add_argument("--model", default=None)
 
     commands.add_parser("demo", help="solve the VGG16-CIFAR preset exactly and compare with the baselines")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
@@ -191,8 +196,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return handler(args)
     except BadInput as error:
         print(f"edgeopt {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

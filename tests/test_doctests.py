@@ -12,6 +12,7 @@ MODULES = [
     "edgeopt.models.edgesplit.model",
     "edgeopt.models.edgesplit.presets",
     "edgeopt.solvers",
+    "edgeopt.analysis.paths",
 ]
 
 

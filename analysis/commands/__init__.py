@@ -1,0 +1,8 @@
+"""Sub-commands of ``edgeopt`` that live in their own modules.
+
+Each module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)`` (adding its
+parser, with ``set_defaults(handler=run)``) and ``run(args) -> int`` (the exit code). Modules
+are imported when the parser is built; keep their top-level imports light (argparse only).
+"""
+
+COMMAND_MODULES: tuple[str, ...] = ()
