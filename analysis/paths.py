@@ -29,10 +29,11 @@ def parse_path(path: str) -> list[str | int]:
     parts: list[str | int] = []
     position = 0
     for match in _TOKEN.finditer(path):
-        between = path[position:match.start()]
-        if between not in ("", "."):
-            break
         name, index = match.groups()
+        between = path[position:match.start()]
+        expected = "" if (index is not None or not parts) else "."
+        if between != expected:
+            break
         parts.append(int(index) if index is not None else name)
         position = match.end()
     if not parts or position != len(path) or not isinstance(parts[0], str):

@@ -12,7 +12,7 @@ from edgeopt.models import InstanceError, load_instance
 def test_parse_path():
     assert parse_path("devices[2].flops_per_s") == ["devices", 2, "flops_per_s"]
     assert parse_path("learning.shift") == ["learning", "shift"]
-    for bad in ("", "[1]", "a..b", "a[x]", "a[1", ".a"):
+    for bad in ("", "[1]", "a..b", "a[x]", "a[1", ".a", "a.[1]"):
         with pytest.raises(FieldPathError):
             parse_path(bad)
 
