@@ -145,3 +145,9 @@ def test_a_tiny_time_limit_is_reported_honestly(t3):
         if result.status is Status.TIME_LIMIT:
             assert result.termination == "time_limit"
             assert result.bound is None or result.bound <= 1.1 * (1 + 1e-9)
+
+
+def test_bisection_time_limit_keeps_a_valid_bound_and_a_feasible_point(t1):
+    result = solve(t1, "bisection", time_limit=1e-9)
+    assert result.status in (Status.TIME_LIMIT, Status.OPTIMAL)
+    assert result.verified and result.bound <= 3.2 * (1 + 1e-12) <= result.objective * (1 + 1e-12)
