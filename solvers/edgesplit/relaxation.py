@@ -33,6 +33,11 @@ smallest cut), then resources are re-solved exactly for those cuts.
 Time limits: Clarabel gets ``time_limit`` and SCS ``time_limit_secs`` (the time left after
 building); ECOS has no time option, so the deadline is only checked before its solve (one
 solve may overrun the limit).
+
+Fast re-solves: :class:`ParametricRelaxation` builds the program once with a, 2 sqrt(g) and
+2 sqrt(h) as cvxpy Parameters (DPP), so a model with the same option structure (devices,
+memory-feasible options, options with traffic / server work) is re-solved by changing those
+numbers in place, skipping cvxpy's canonicalisation (see :mod:`edgeopt.solvers.parametric`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version
 
 import cvxpy as cp
@@ -68,6 +74,9 @@ stop at the iteration cap (``optimal_inaccurate``, ~1-2 min); its bound stays va
 
 TIME_LIMIT_KEYS = {"clarabel": "time_limit", "scs": "time_limit_secs"}
 """Each backend's time-limit option [s]; ECOS has none."""
+
+_version = cache(version)
+"""The installed version of a backend package (looked up once)."""
 
 TIE = 1e-6
 """Relaxed x values (in [0, 1]) within TIE of a device's largest one count as tied."""
@@ -125,52 +134,88 @@ class ScaledOptions:
         np.minimum.at(out, self.device, values)
         return out
 
+    @property
+    def structure(self) -> tuple:
+        """What fixes the program's shape: the options, and which need bandwidth / server work.
+
+        Two models with equal ``structure`` differ only in the numbers a, g, h, so one
+        parametric program (:class:`ParametricRelaxation`) solves both.
+        """
+        server = None if self.server is None else (self.server > 0).tobytes()
+        return (
+            self.n_devices, self.n_columns, self.device.tobytes(), self.column.tobytes(),
+            (self.link > 0).tobytes(), server,
+        )
+
+
+def _coefficient(values: np.ndarray, parametric: bool) -> np.ndarray | cp.Parameter:
+    """``values`` as a constant, or as a nonnegative cvxpy Parameter holding them."""
+    if not parametric:
+        return values
+    return cp.Parameter(values.size, nonneg=True, value=values)
+
 
 @dataclass(frozen=True)
 class Resource:
-    """One budget of the program: its cone variables and constraints on the options ``active``."""
+    """One budget of the program: its cone variables and constraints on the options ``active``.
+
+    ``root`` = 2 sqrt(need) on the active options (a Parameter in a parametric program).
+    """
 
     active: np.ndarray
     units: cp.Variable
     seconds: cp.Variable
     budget: cp.Constraint
     cone: cp.Constraint
+    root: np.ndarray | cp.Parameter
 
 
-def _resource(x: cp.Variable, need: np.ndarray, n_devices: int) -> Resource | None:
+def _resource(
+    x: cp.Variable, need: np.ndarray, n_devices: int, parametric: bool = False
+) -> Resource | None:
     """Cones w u >= need x^2 on the options with need > 0 and sum u <= N (None if none)."""
     active = np.flatnonzero(need > 0)
     if active.size == 0:
         return None
     units = cp.Variable(active.size, nonneg=True)
     seconds = cp.Variable(active.size)
-    lifted = cp.multiply(2.0 * np.sqrt(need[active]), x[active])
+    root = _coefficient(2.0 * np.sqrt(need[active]), parametric)
+    lifted = cp.multiply(root, x[active])
     cone = cp.SOC(seconds + units, cp.vstack([lifted, seconds - units]), axis=0)
-    return Resource(active, units, seconds, cp.sum(units) <= n_devices, cone)
+    return Resource(active, units, seconds, cp.sum(units) <= n_devices, cone, root)
 
 
 @dataclass(frozen=True)
 class Program:
-    """The cvxpy problem and the handles needed to read its primal and dual solution."""
+    """The cvxpy problem and the handles needed to read its primal and dual solution.
+
+    ``fixed`` holds a (a Parameter in a parametric program).
+    """
 
     problem: cp.Problem
     x: cp.Variable
     rows: cp.Constraint
     bandwidth: Resource | None
     server: Resource | None
+    fixed: np.ndarray | cp.Parameter
 
 
-def build_program(data: ScaledOptions) -> Program:
-    """The scaled relaxation of the module docstring as a cvxpy problem."""
+def build_program(data: ScaledOptions, parametric: bool = False) -> Program:
+    """The scaled relaxation of the module docstring as a cvxpy problem.
+
+    With ``parametric`` the numbers a, 2 sqrt(g), 2 sqrt(h) are cvxpy Parameters (the
+    problem is DPP), to be changed in place by :func:`set_numbers`.
+    """
     count = data.device.size
     incidence = sp.csr_matrix(
         (np.ones(count), (data.device, np.arange(count))), shape=(data.n_devices, count)
     )
     x = cp.Variable(count, nonneg=True)
     tau = cp.Variable()
-    bandwidth = _resource(x, data.link, data.n_devices)
-    server = None if data.server is None else _resource(x, data.server, data.n_devices)
-    per_device = incidence @ cp.multiply(data.fixed, x)
+    bandwidth = _resource(x, data.link, data.n_devices, parametric)
+    server = None if data.server is None else _resource(x, data.server, data.n_devices, parametric)
+    fixed = _coefficient(data.fixed, parametric)
+    per_device = incidence @ cp.multiply(fixed, x)
     constraints = [incidence @ x == 1]
     for resource in (bandwidth, server):
         if resource is not None:
@@ -178,7 +223,15 @@ def build_program(data: ScaledOptions) -> Program:
             constraints += [resource.cone, resource.budget]
     rows = per_device <= tau
     problem = cp.Problem(cp.Minimize(tau), [rows, *constraints])
-    return Program(problem, x, rows, bandwidth, server)
+    return Program(problem, x, rows, bandwidth, server, fixed)
+
+
+def set_numbers(program: Program, data: ScaledOptions) -> None:
+    """Write the numbers of ``data`` into a parametric ``program`` of the same structure."""
+    program.fixed.value = data.fixed
+    for resource, need in ((program.bandwidth, data.link), (program.server, data.server)):
+        if resource is not None:
+            resource.root.value = 2.0 * np.sqrt(need[resource.active])
 
 
 def dual_bound(data: ScaledOptions, mu: np.ndarray, lam: float, nu: float) -> float:
@@ -229,9 +282,13 @@ def _budget_dual(resource: Resource | None) -> float:
     return float(resource.budget.dual_value)
 
 
-def _run(program: Program, backend: str, deadline: Deadline) -> tuple[str, str | None]:
-    """Solve; return (cvxpy status, error message or None)."""
-    settings = dict(SOLVER_SETTINGS[backend])
+def _run(
+    program: Program, backend: str, deadline: Deadline, warm_start: bool = False
+) -> tuple[str, str | None]:
+    """Solve; return (cvxpy status, error message or None). ``warm_start`` lets cvxpy reuse
+    the previous solve where the backend allows it (Clarabel: its solver object, data updated
+    in place; SCS: the previous solution as starting point; ECOS: nothing)."""
+    settings = dict(SOLVER_SETTINGS[backend], warm_start=warm_start)
     if deadline.seconds is not None and backend in TIME_LIMIT_KEYS:
         settings[TIME_LIMIT_KEYS[backend]] = max(deadline.remaining, 1e-3)
     if deadline.expired:
@@ -289,8 +346,22 @@ def solve_relaxation_perspective(
     started = time.perf_counter()
     data = ScaledOptions.from_model(model)
     program = build_program(data)
+    return _solve_program(model, data, program, backend, deadline, started)
+
+
+def _solve_program(
+    model: EdgeSplitModel,
+    data: ScaledOptions,
+    program: Program,
+    backend: str,
+    deadline: Deadline,
+    started: float,
+    warm_start: bool = False,
+) -> Result:
+    """Solve a built ``program`` for ``model`` and assemble the Result (``started``: the
+    ``perf_counter`` time [s] at which building began)."""
     built = time.perf_counter()
-    status_text, error = _run(program, backend, deadline)
+    status_text, error = _run(program, backend, deadline, warm_start)
     solved = time.perf_counter()
     compile_s = program.problem.compilation_time or 0.0
 
@@ -311,7 +382,7 @@ def solve_relaxation_perspective(
         shares,
         bound_per_round=data.scale * bound,
         solver=backend,
-        solver_version=version(backend),
+        solver_version=_version(backend),
         build_s=built - started + compile_s,
         solve_s=solved - built - compile_s,
         solver_reported_s=None if stats is None else stats.solve_time,
@@ -321,3 +392,37 @@ def solve_relaxation_perspective(
     if status is Status.FEASIBLE and result.gap is not None and result.gap <= OPTIMALITY_GAP:
         result = result.replace(status=Status.OPTIMAL)
     return result.replace(extras={**result.extras, **extras})
+
+
+class ParametricRelaxation:
+    """``relaxation_perspective`` built once as a DPP program and re-solved with new numbers.
+
+    The factory of :data:`edgeopt.solvers.parametric.RESOLVERS` for this method. ``matches``
+    says whether a model has this program's structure (see :attr:`ScaledOptions.structure`);
+    ``solve`` writes its numbers into the Parameters and solves with cvxpy's ``warm_start``
+    (see :func:`_run`). Results equal those of :func:`solve_relaxation_perspective`
+    within solver tolerance; ``build_s`` of a re-solve is only the Parameter update and
+    cvxpy's (cached) data refresh.
+    """
+
+    def __init__(self, model: EdgeSplitModel, backend: str | None = None):
+        self.backend = backend or "clarabel"
+        data = ScaledOptions.from_model(model)
+        self.structure = data.structure
+        self.program = build_program(data, parametric=True)
+        if not self.program.problem.is_dcp(dpp=True):
+            raise RuntimeError("the parametric perspective relaxation is not DPP")
+
+    def matches(self, model: EdgeSplitModel) -> bool:
+        """Whether ``model`` can be solved by changing this program's numbers."""
+        return ScaledOptions.from_model(model).structure == self.structure
+
+    def solve(self, model: EdgeSplitModel, time_limit: float | None = None) -> Result:
+        """The (unverified) Result of the relaxation of ``model``; ``time_limit`` in seconds."""
+        deadline = Deadline(time_limit)
+        started = time.perf_counter()
+        data = ScaledOptions.from_model(model)
+        set_numbers(self.program, data)
+        return _solve_program(
+            model, data, self.program, self.backend, deadline, started, warm_start=True
+        )
