@@ -5,4 +5,7 @@ parser, with ``set_defaults(handler=run)``) and ``run(args) -> int`` (the exit c
 are imported when the parser is built; keep their top-level imports light (argparse only).
 """
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "edgeopt.analysis.commands.bench",
+    "edgeopt.analysis.commands.sensitivity",
+)

@@ -2,6 +2,8 @@
 built without ``pyplot`` (headless-safe). Tests check the data drawn, not pixels.
 
 * :mod:`.results`: per-device breakdowns, cuts per device class, speed-ups (one model, many methods).
+* :mod:`.sensitivity`: tornado chart, elasticities, one-at-a-time curves, trade-off fronts.
+* :mod:`.profiles`: Dolan-More performance profiles of a benchmark.
 """
 
 from edgeopt.analysis.plots.results import (
@@ -12,7 +14,15 @@ from edgeopt.analysis.plots.results import (
     plot_cuts,
     plot_speedups,
 )
+from edgeopt.analysis.plots.profiles import plot_performance_profile
+from edgeopt.analysis.plots.sensitivity import (
+    plot_elasticities,
+    plot_front,
+    plot_one_at_a_time,
+    plot_tornado,
+)
 
 __all__ = [
     "COMPONENT_LABELS", "cuts_by_class", "device_class", "plot_breakdown", "plot_cuts", "plot_speedups",
+    "plot_performance_profile", "plot_elasticities", "plot_front", "plot_one_at_a_time", "plot_tornado",
 ]
