@@ -15,7 +15,7 @@ Points are solved serially or on Dask (a LocalCluster of processes by default, o
 cluster). Tasks carry the instance JSON text and the points; workers rebuild models. Points are
 sent to workers in chunks of neighbours, and each worker process keeps the *resolver* built for
 a sweep (see :data:`ResolverFactory`), so a resolver that builds a backend model once and
-changes parameters in place can replace the default :func:`rebuild` without changing sweeps.
+changes parameters in place is used where one exists (:func:`reuse`, the default).
 
 With ``out``, rows are journaled as they arrive and a Parquet table is kept up to date (see
 :mod:`edgeopt.analysis.sweep_store`); ``resume=True`` solves only the points not yet there.
@@ -70,12 +70,26 @@ class SweepError(ValueError):
 def rebuild(
     document: dict[str, Any], method: str, solver: str | None, time_limit: float | None
 ) -> Resolver:
-    """The default resolver: build a fresh model for every point and ``solve`` it."""
+    """Build a fresh model for every point and ``solve`` it."""
 
     def resolve(values: dict[str, Any]) -> Result:
         return solve(_model(document, values), method, solver, time_limit=time_limit)
 
     return resolve
+
+
+def reuse(
+    document: dict[str, Any], method: str, solver: str | None, time_limit: float | None
+) -> Resolver:
+    """The default resolver: re-solve in place where the method allows it (a backend model
+    built once, numbers changed; see :mod:`edgeopt.solvers.parametric`), else :func:`rebuild`.
+    Results are verified by the model's evaluator either way."""
+    from edgeopt.solvers.parametric import resolver_for
+
+    cached = resolver_for(load_instance(document), method, solver)
+    if cached is None:
+        return rebuild(document, method, solver, time_limit)
+    return lambda values: cached.solve(_model(document, values), time_limit)
 
 
 def grid_points(grid: dict[str, Sequence[Any]]) -> list[dict[str, Scalar]]:
@@ -153,7 +167,7 @@ def sweep(
     scheduler: str | None = None,
     serial: bool = False,
     progress: bool = True,
-    resolver: ResolverFactory = rebuild,
+    resolver: ResolverFactory = reuse,
     chunk_size: int | None = None,
 ) -> pd.DataFrame:
     """Solve ``model_or_instance`` at every point of a grid or sample; one row per point.

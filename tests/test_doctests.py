@@ -13,6 +13,7 @@ MODULES = [
     "edgeopt.models.edgesplit.presets",
     "edgeopt.solvers",
     "edgeopt.analysis.paths",
+    "edgeopt.analysis.sweep",
 ]
 
 

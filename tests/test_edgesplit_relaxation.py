@@ -186,3 +186,16 @@ def test_large_fleet_bound_and_point_bracket_the_optimum():
     result = solve(model, METHOD)
     check_relaxation(result, optimum)
     assert math.isfinite(result.extras["duals"]["bandwidth_budget"])
+
+
+def test_fix_and_relax_gives_the_exact_value_and_dual_of_the_fixed_cuts():
+    """With the T1 optimum's cuts fixed the program is the convex resource problem:
+    value 3.2 and dT/dB = -1 / sum_i D'_i/(T - A'_i)^2 (analytic, from the spec's numbers)."""
+    model = load_instance(known_answer_path("t1"))
+    result = solve(model, "relaxation_perspective", fix={"cuts": [2, 1]})
+    assert result.bound == pytest.approx(3.2, rel=1e-7)
+    assert result.solution["cuts"] == [2, 1]
+    analytic = -1.0 / (2.2e6 / (3.2 - 2.1) ** 2 + 1.6e7 / (3.2 - 2.2) ** 2)
+    assert result.extras["duals_by_field"]["bandwidth_hz"] == pytest.approx(analytic, rel=1e-5)
+    with pytest.raises(ValueError, match=r"fix\['cuts'\]\[0\] = 3: not a memory-feasible cut"):
+        solve(model, "relaxation_perspective", fix={"cuts": [3, 1]})

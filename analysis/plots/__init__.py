@@ -4,8 +4,10 @@ built without ``pyplot`` (headless-safe). Tests check the data drawn, not pixels
 * :mod:`.results`: per-device breakdowns, cuts per device class, speed-ups (one model, many methods).
 * :mod:`.sensitivity`: tornado chart, elasticities, one-at-a-time curves, trade-off fronts.
 * :mod:`.profiles`: Dolan-More performance profiles of a benchmark.
+* :mod:`.sweeps`: heat maps and curves of a sweep's objective.
 """
 
+from edgeopt.analysis.plots.profiles import plot_performance_profile
 from edgeopt.analysis.plots.results import (
     COMPONENT_LABELS,
     cuts_by_class,
@@ -14,15 +16,15 @@ from edgeopt.analysis.plots.results import (
     plot_cuts,
     plot_speedups,
 )
-from edgeopt.analysis.plots.profiles import plot_performance_profile
 from edgeopt.analysis.plots.sensitivity import (
     plot_elasticities,
     plot_front,
     plot_one_at_a_time,
     plot_tornado,
 )
+from edgeopt.analysis.plots.sweeps import plot_curve, plot_heatmap, sweep_grid
 
 __all__ = [
     "COMPONENT_LABELS", "cuts_by_class", "device_class", "plot_breakdown", "plot_cuts", "plot_speedups",
-    "plot_performance_profile", "plot_elasticities", "plot_front", "plot_one_at_a_time", "plot_tornado",
+    "plot_performance_profile", "plot_curve", "plot_heatmap", "sweep_grid", "plot_elasticities", "plot_front", "plot_one_at_a_time", "plot_tornado",
 ]

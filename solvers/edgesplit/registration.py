@@ -83,6 +83,8 @@ SPECS = (
         "convex-hull (perspective) relaxation in cvxpy: lower bound plus a rounded feasible point (§5.4)",
         frozenset({Cap.REPORTS_BOUND, Cap.DUALS, Cap.TIME_LIMIT}),
         backends=("clarabel", "ecos", "scs"),
+        options={"fix": "{'cuts': [...]}: one cut per device (fix-and-relax: the duals of the convex "
+                        "resource problem are derivatives of J)"},
     ),
     SolverSpec(
         "alternating", "edgesplit", "heuristic", f"{_PKG}.alternating:solve_alternating",
