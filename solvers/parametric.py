@@ -17,7 +17,10 @@ returns the same verified :class:`~edgeopt.solvers.Result` as
 A method opts in with a factory ``(model, backend) -> program`` where ``program`` has
 ``matches(model) -> bool`` (same structure: only numbers differ) and
 ``solve(model, time_limit) -> Result`` (unverified; :class:`Resolver` adds the model's
-infeasibility check, wall time and verification, like ``solve``).
+infeasibility check, wall time and verification, like ``solve``). A program may keep
+smaller problems of its own: the relaxation's re-solves use a certified active set (see
+:class:`~edgeopt.solvers.edgesplit.relaxation.ParametricRelaxation`), ~5x faster than a
+rebuild on 200-point sweeps where changing the full program's numbers in place gives < 2x.
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from conftest import random_edgesplit_document
 
+from edgeopt.models import preset
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers import Status, solve
 from edgeopt.solvers.edgesplit import relaxation
@@ -67,7 +70,7 @@ def test_scs_warm_started_resolves_agree_within_its_accuracy():
     assert resolver.builds == 1
 
 
-def test_the_program_is_dpp_built_once_and_reused(monkeypatch):
+def test_the_programs_are_dpp_built_once_and_reused(monkeypatch):
     calls = []
     original = relaxation.build_program
 
@@ -85,8 +88,100 @@ def test_the_program_is_dpp_built_once_and_reused(monkeypatch):
     rng = np.random.default_rng(1)
     for _ in range(5):
         resolver.solve(perturbed(base, rng))
-    assert calls == [True]
+    assert all(restricted.problem.is_dcp(dpp=True) for restricted in program.restricted.values())
+    assert calls == [True] * (1 + len(program.restricted))
     assert resolver.program is program
+
+
+PRESET_CASES = [
+    ("vgg16-cifar10-hetero8", 20, "dedicated"),
+    ("resnet18-cifar10-hetero8", 60, "shared"),
+    ("vgg16-cifar10-hetero8", 100, "dedicated"),
+    ("vgg16-cifar10-hetero8", 40, "shared"),
+]
+
+
+def sweep_changes(model: EdgeSplitModel, rng: np.random.Generator) -> EdgeSplitModel:
+    """``model`` with one or two of the numbers a sweep changes moved by up to 3x."""
+    fields = rng.choice(["bandwidth_hz", "server_flops_per_s", "rounds"], size=2, replace=False)
+    changes = {}
+    for field in fields[: int(rng.integers(1, 3))]:
+        value = getattr(model.instance, field) * float(rng.uniform(1 / 3, 3))
+        changes[field] = max(1, round(value)) if field == "rounds" else value
+    return model.with_changes(**changes)
+
+
+def assert_exact(again, fresh) -> None:
+    """Same rounded point and objective, bound within 1e-7 relative (solver accuracy)."""
+    assert again.verified, again.message
+    assert again.solution["cuts"] == fresh.solution["cuts"]
+    assert again.objective == pytest.approx(fresh.objective, rel=1e-9)
+    assert again.bound == pytest.approx(fresh.bound, rel=1e-7)
+    assert again.status is fresh.status
+
+
+@pytest.mark.parametrize("name, devices, mode", PRESET_CASES)
+def test_active_set_re_solves_equal_fresh_solves_and_are_certified(name, devices, mode):
+    base = preset("edgesplit", name, devices=devices, seed=devices).with_changes(server_mode=mode)
+    resolver = resolver_for(base, METHOD)
+    rng = np.random.default_rng(devices)
+    model = base
+    for _ in range(12):
+        assert_exact(resolver.solve(model), solve(model, METHOD))
+        model = sweep_changes(base, rng) if rng.random() < 0.5 else perturbed(base, rng)
+    program = resolver.program
+    assert (resolver.builds, program.full_solves + program.certified) == (1, 12)
+    assert program.certified >= 10
+    assert program.restricted_solves >= program.certified
+
+
+@pytest.mark.parametrize("mode", ["dedicated", "shared"])
+def test_random_changes_of_small_models_stay_exact_through_the_active_set(mode):
+    base = base_model(mode, 21)
+    resolver = resolver_for(base, METHOD)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        model = perturbed(base, rng)
+        assert_same(resolver.solve(model), solve(model, METHOD), 1e-7)
+    assert resolver.program.certified >= 20
+
+
+def test_uncertified_active_sets_fall_back_to_the_full_program(monkeypatch):
+    monkeypatch.setattr(relaxation, "CERTIFY", -1.0)
+    base = preset("edgesplit", "vgg16-cifar10-hetero8", devices=20, seed=1)
+    resolver = resolver_for(base, METHOD)
+    for factor in (1.0, 0.5, 2.0):
+        model = base.with_changes(bandwidth_hz=factor * base.instance.bandwidth_hz)
+        assert_exact(resolver.solve(model), solve(model, METHOD))
+    program = resolver.program
+    assert (program.certified, program.fallbacks, program.full_solves) == (0, 2, 3)
+
+
+def test_without_the_active_set_every_model_uses_the_full_program():
+    base = base_model("dedicated", 8)
+    default = resolver_for(base, METHOD)
+    resolver = Resolver(default.spec, default.backend, partial(default.factory, active_set=False))
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        model = perturbed(base, rng)
+        assert_same(resolver.solve(model), solve(model, METHOD), 1e-6)
+    program = resolver.program
+    assert (program.full_solves, program.restricted_solves, program.restricted) == (3, 0, {})
+
+
+def test_a_certified_bound_is_the_dual_function_over_all_options():
+    base = preset("edgesplit", "vgg16-cifar10-hetero8", devices=30, seed=4)
+    resolver = resolver_for(base, METHOD)
+    resolver.solve(base)
+    model = base.with_changes(bandwidth_hz=1.3 * base.instance.bandwidth_hz)
+    result = resolver.solve(model)
+    program = resolver.program
+    assert program.certified == 1
+    data = relaxation.ScaledOptions.from_model(model)
+    warm = program.warm  # the multipliers of the restricted program that certified the point
+    q = relaxation.dual_bound(data, warm.mu, warm.lam, warm.nu)
+    per_round = result.bound / model.rounds_used
+    assert per_round == pytest.approx(data.scale * max(q, data.fixed_bound), rel=1e-12)
 
 
 def test_a_change_of_structure_rebuilds():

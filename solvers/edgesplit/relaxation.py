@@ -38,13 +38,17 @@ Fast re-solves: :class:`ParametricRelaxation` builds the program once with a, 2 
 2 sqrt(h) as cvxpy Parameters (DPP), so a model with the same option structure (devices,
 memory-feasible options, options with traffic / server work) is re-solved by changing those
 numbers in place, skipping cvxpy's canonicalisation (see :mod:`edgeopt.solvers.parametric`).
+Re-solves go through a certified active set: a much smaller parametric program over a few
+options per device, priced over all options with q above (its class docstring has the
+certificate), so the backend solves faster too.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import version
 
@@ -64,12 +68,13 @@ CVXPY_NAMES = {"clarabel": cp.CLARABEL, "ecos": cp.ECOS, "scs": cp.SCS}
 """Backend -> cvxpy solver name (never ECOS_BB: the relaxation is continuous)."""
 
 SOLVER_SETTINGS: dict[str, dict[str, float]] = {
-    "clarabel": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    "clarabel": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9},
     "ecos": {"max_iters": 200},
     "scs": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 20_000},
 }
 """Options passed to each backend. Clarabel's defaults (1e-8) leave its budget duals ~3e-5 off
-the analytic derivative on T1; 1e-10 brings them to ~2e-6 at no measurable cost. SCS defaults to 1e-4 accuracy; 1e-6 keeps its bound within
+the analytic derivative on T1; 1e-9 brings them to ~2e-6 at no measurable cost (an
+occasional ``optimal_inaccurate`` status is kept in ``Result.termination``; the bound stays valid). SCS defaults to 1e-4 accuracy; 1e-6 keeps its bound within
 ~1e-6 of the interior-point ones on small fleets. SCS is first-order: on 1000 devices it may
 stop at the iteration cap (``optimal_inaccurate``, ~1-2 min); its bound stays valid, only weaker."""
 
@@ -143,6 +148,35 @@ class ScaledOptions:
     def fixed_bound(self) -> float:
         """max_i min_c a (scaled): no device finishes before its fixed time; q at lam = nu = 0."""
         return float(self.per_device_min(self.fixed).max())
+
+    def take(self, index: np.ndarray) -> ScaledOptions:
+        """The options at ``index`` (repeats allowed), same devices and scale."""
+        return ScaledOptions(
+            n_devices=self.n_devices,
+            n_columns=self.n_columns,
+            device=self.device[index],
+            column=self.column[index],
+            fixed=self.fixed[index],
+            link=self.link[index],
+            server=None if self.server is None else self.server[index],
+            scale=self.scale,
+        )
+
+    def slot_template(self, slots: int) -> ScaledOptions:
+        """``slots`` placeholder options per device (device-major) for a parametric program
+        into which any ``slots`` options per device can be written: every placeholder gets a
+        cone wherever any option of the model needs the resource (a zero 2 sqrt(g) is fine)."""
+        size = self.n_devices * slots
+        return ScaledOptions(
+            n_devices=self.n_devices,
+            n_columns=self.n_columns,
+            device=np.repeat(np.arange(self.n_devices), slots),
+            column=np.zeros(size, dtype=int),
+            fixed=np.ones(size),
+            link=np.full(size, float(self.link.any())),
+            server=None if self.server is None else np.full(size, float(self.server.any())),
+            scale=self.scale,
+        )
 
     def per_device_min(self, values: np.ndarray) -> np.ndarray:
         """Minimum of an option vector over each device's options."""
@@ -250,21 +284,33 @@ def set_numbers(program: Program, data: ScaledOptions) -> None:
             resource.root.value = 2.0 * np.sqrt(need[resource.active])
 
 
-def dual_bound(data: ScaledOptions, mu: np.ndarray, lam: float, nu: float) -> float:
-    """Lagrangian dual function q(mu, lam, nu) (scaled): a lower bound for any multipliers.
+def option_prices(
+    data: ScaledOptions, mu: np.ndarray, lam: float, nu: float
+) -> np.ndarray | None:
+    """Each option's term of the dual function, mu_i a_k + 2 sqrt(mu_i lam g_k) [+ the same
+    with nu, h_k] (scaled), or None when mu has no positive entry.
 
     ``mu`` is clipped at 0 and normalised to sum 1, ``lam`` and ``nu`` clipped at 0.
     """
     mu = np.maximum(np.asarray(mu, dtype=float), 0.0)
     if not mu.sum() > 0:
-        return -math.inf
-    mu = mu / math.fsum(mu)
-    lam, nu = max(lam, 0.0), max(nu, 0.0)
-    weight = mu[data.device]
-    price = weight * data.fixed + 2.0 * np.sqrt(weight * lam * data.link)
+        return None
+    weight = (mu / math.fsum(mu))[data.device]
+    price = weight * data.fixed + 2.0 * np.sqrt(weight * max(lam, 0.0) * data.link)
     if data.server is not None:
-        price = price + 2.0 * np.sqrt(weight * nu * data.server)
-    return math.fsum(data.per_device_min(price)) - (lam + nu) * data.n_devices
+        price = price + 2.0 * np.sqrt(weight * max(nu, 0.0) * data.server)
+    return price
+
+
+def dual_bound(data: ScaledOptions, mu: np.ndarray, lam: float, nu: float) -> float:
+    """Lagrangian dual function q(mu, lam, nu) (scaled): a lower bound for any multipliers.
+
+    ``mu`` is clipped at 0 and normalised to sum 1, ``lam`` and ``nu`` clipped at 0.
+    """
+    price = option_prices(data, mu, lam, nu)
+    if price is None:
+        return -math.inf
+    return math.fsum(data.per_device_min(price)) - (max(lam, 0.0) + max(nu, 0.0)) * data.n_devices
 
 
 def round_cuts(
@@ -298,6 +344,11 @@ def _budget_dual(resource: Resource | None) -> float:
     return float(resource.budget.dual_value)
 
 
+def multipliers(program: Program) -> tuple[np.ndarray, float, float]:
+    """(mu, lam, nu) of a solved program: the row and budget multipliers."""
+    return program.rows.dual_value, _budget_dual(program.bandwidth), _budget_dual(program.server)
+
+
 def _run(
     program: Program, backend: str, deadline: Deadline, warm_start: bool = False
 ) -> tuple[str, str | None]:
@@ -310,28 +361,80 @@ def _run(
     if deadline.expired:
         return "not_started", "time limit reached before the solve"
     try:
-        program.problem.solve(solver=CVXPY_NAMES[backend], **settings)
+        with warnings.catch_warnings():
+            # cvxpy warns on 'optimal_inaccurate'; the status is reported in the Result and
+            # the bound is the dual function, valid whatever the accuracy.
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            program.problem.solve(solver=CVXPY_NAMES[backend], **settings)
     except cp.SolverError as error:
         return "solver_error", str(error)
     return program.problem.status, None
 
 
+def _has_solution(program: Program, status_text: str) -> bool:
+    """Whether the last solve of ``program`` returned a point (and multipliers)."""
+    return status_text in cp.settings.SOLUTION_PRESENT and program.x.value is not None
+
+
+@dataclass
+class Clock:
+    """Times [s] of one model's solve, over all its backend solves: ``solve_s`` is the
+    backends' solves, ``build_s`` everything before them (building, cvxpy's canonicalisation
+    or Parameter refresh, pricing), ``reported_s`` the backends' own times (None: none)."""
+
+    last: float = field(default_factory=time.perf_counter)
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    reported_s: float | None = None
+
+    def run(
+        self, program: Program, backend: str, deadline: Deadline, warm_start: bool = False
+    ) -> tuple[str, str | None]:
+        """:func:`_run`, adding its times."""
+        built = time.perf_counter()
+        outcome = _run(program, backend, deadline, warm_start)
+        solved = time.perf_counter()
+        compile_s = program.problem.compilation_time or 0.0
+        self.build_s += built - self.last + compile_s
+        self.solve_s += solved - built - compile_s
+        self.last = solved
+        stats = program.problem.solver_stats
+        if stats is not None and stats.solve_time is not None:
+            self.reported_s = (self.reported_s or 0.0) + stats.solve_time
+        return outcome
+
+
+def relaxed_point(
+    program: Program, data: ScaledOptions, index: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x, bandwidth units u) on the options of ``data`` from a program solved over the
+    options ``index`` of ``data`` (None: all of them); repeated options add up, options
+    outside ``index`` get 0, and options without traffic get u = 0 (as in the full program)."""
+    index = np.arange(data.device.size) if index is None else index
+    x = np.zeros(data.device.size)
+    np.add.at(x, index, program.x.value)
+    own_units = np.zeros(index.size)
+    if program.bandwidth is not None:
+        own_units[program.bandwidth.active] = program.bandwidth.units.value
+    units = np.zeros(data.device.size)
+    np.add.at(units, index, own_units)
+    return x, np.where(data.link > 0, units, 0.0)
+
+
 def read_solution(
-    program: Program, data: ScaledOptions, model: EdgeSplitModel
+    program: Program, data: ScaledOptions, model: EdgeSplitModel, index: np.ndarray | None = None
 ) -> tuple[float, np.ndarray, dict]:
-    """(certified scaled bound, rounded cuts, extras) from a solved program.
+    """(certified scaled bound, rounded cuts, extras) from a program solved over the options
+    ``index`` of ``data`` (None: all); the bound is q over all options of ``data``.
 
     extras: ``relaxation_value_s`` (the solver's primal value of the relaxed J, s) and
     ``duals`` = {``bandwidth_budget``: dJ_relax/dB [s/Hz], ``server_budget`` (shared):
     dJ_relax/dF [s per FLOP/s]}. Perturbing the row sum u <= N to N(1 + e) is the same as
     B -> B(1 + e), so dJ_relax/dB = -R T_ub lam N / B (likewise F with nu).
     """
-    lam, nu = _budget_dual(program.bandwidth), _budget_dual(program.server)
-    bound = max(data.fixed_bound, dual_bound(data, program.rows.dual_value, lam, nu))
-    units = np.zeros(data.device.size)
-    if program.bandwidth is not None:
-        units[program.bandwidth.active] = program.bandwidth.units.value
-    cuts = round_cuts(data, model, program.x.value, units)
+    mu, lam, nu = multipliers(program)
+    bound = max(data.fixed_bound, dual_bound(data, mu, lam, nu))
+    cuts = round_cuts(data, model, *relaxed_point(program, data, index))
     inst, factor = model.instance, model.rounds_used * data.scale * data.n_devices
     duals = {"bandwidth_budget": -factor * lam / inst.bandwidth_hz}
     by_field = {"bandwidth_hz": duals["bandwidth_budget"]}
@@ -365,40 +468,40 @@ def solve_relaxation_perspective(
     with a message. ``seed`` is unused (the method is deterministic).
     """
     backend = backend or "clarabel"
-    deadline = Deadline(time_limit)
-    started = time.perf_counter()
+    deadline, clock = Deadline(time_limit), Clock()
     unknown = sorted(set(fix or {}) - {"cuts"})
     if unknown:
         raise ValueError(f"fix got {unknown}: only 'cuts' can be fixed")
     data = ScaledOptions.from_model(model, cuts=None if fix is None else list(fix["cuts"]))
     program = build_program(data)
-    return _solve_program(model, data, program, backend, deadline, started)
+    status_text, error = clock.run(program, backend, deadline)
+    return _assemble(model, data, program, backend, clock, status_text, error, deadline)
 
 
-def _solve_program(
+def _assemble(
     model: EdgeSplitModel,
     data: ScaledOptions,
     program: Program,
     backend: str,
+    clock: Clock,
+    status_text: str,
+    error: str | None,
     deadline: Deadline,
-    started: float,
-    warm_start: bool = False,
+    index: np.ndarray | None = None,
+    certified: bool = True,
 ) -> Result:
-    """Solve a built ``program`` for ``model`` and assemble the Result (``started``: the
-    ``perf_counter`` time [s] at which building began)."""
-    built = time.perf_counter()
-    status_text, error = _run(program, backend, deadline, warm_start)
-    solved = time.perf_counter()
-    compile_s = program.problem.compilation_time or 0.0
-
-    if status_text in cp.settings.SOLUTION_PRESENT and program.x.value is not None:
-        bound, cuts, extras = read_solution(program, data, model)
+    """The Result of a solved ``program`` over the options ``index`` of ``data`` (None:
+    all). A point that is not ``certified`` optimal for the full relaxation once the
+    deadline has passed gets status ``time_limit``."""
+    if _has_solution(program, status_text):
+        bound, cuts, extras = read_solution(program, data, model, index)
     else:
         bound, cuts, extras = data.fixed_bound, equal_share_cuts(data, model), {}
-    limited = status_text == cp.USER_LIMIT or (deadline.expired and status_text != cp.OPTIMAL)
+    limited = status_text == cp.USER_LIMIT or (
+        deadline.expired and (status_text != cp.OPTIMAL or not certified)
+    )
     status = Status.TIME_LIMIT if limited else Status.FEASIBLE
     _, _, bandwidth, shares = allocate_for_cuts(model, cuts)
-    stats = program.problem.solver_stats
     result = make_result(
         model,
         METHOD,
@@ -409,9 +512,9 @@ def _solve_program(
         bound_per_round=data.scale * bound,
         solver=backend,
         solver_version=_version(backend),
-        build_s=built - started + compile_s,
-        solve_s=solved - built - compile_s,
-        solver_reported_s=None if stats is None else stats.solve_time,
+        build_s=clock.build_s,
+        solve_s=clock.solve_s,
+        solver_reported_s=clock.reported_s,
         termination="time_limit" if limited else status_text,
         message=None if error is None else f"{backend}: {error}; fell back to equal-share cuts",
     )
@@ -420,24 +523,110 @@ def _solve_program(
     return result.replace(extras={**result.extras, **extras})
 
 
+SUPPORT = 1e-7
+"""Relaxed x above SUPPORT puts an option in the support kept for the next model."""
+
+ENTER = 1e-7
+"""An option outside a restricted program enters it when its price is at most (1 + ENTER)
+times its device's best price inside: a negative reduced cost, or a near tie (so that a
+tied optimum is solved with all its options, as the full program solves it)."""
+
+CERTIFY = 1e-7
+"""A restricted optimum is certified when q over all options >= its value (1 - CERTIFY).
+With no option entering, q over all options is the restricted program's own dual value, so
+this only asks the restricted solve to be as accurate as a full one: Clarabel's gap between
+primal value and q reaches ~1e-8 on 100 shared devices, for the full program as well."""
+
+MIN_SLOTS = 2
+"""Options per device in a restricted program, at least: the support, then the best-priced."""
+
+
+def slot_count(needed: int) -> int:
+    """Options per device of the restricted program that holds ``needed``: a power of two
+    (>= MIN_SLOTS), so that few restricted programs are ever built."""
+    return max(MIN_SLOTS, 1 << max(needed - 1, 0).bit_length())
+
+ROUNDS = 3
+"""Restricted solves (pricing rounds) per model before falling back to the full program."""
+
+
+def pick_slots(data: ScaledOptions, keep: np.ndarray, score: np.ndarray, slots: int) -> np.ndarray:
+    """``slots`` option indices per device, device-major: its ``keep`` options first, then
+    those of lowest ``score``; a device with fewer options repeats them (copies add up)."""
+    order = np.lexsort((score, ~keep, data.device))
+    counts = np.bincount(data.device, minlength=data.n_devices)
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(slots)[None, :] % counts[:, None]
+    return order[starts[:, None] + rank].ravel()
+
+
+def entering(data: ScaledOptions, price: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Mask of the options outside ``index`` whose ``price`` (:func:`option_prices`) is at
+    most (1 + ENTER) times the best price of their device over ``index``."""
+    inside = np.zeros(data.device.size, dtype=bool)
+    inside[index] = True
+    best = data.take(index).per_device_min(price[index])
+    return ~inside & (price <= best[data.device] * (1.0 + ENTER))
+
+
+@dataclass(frozen=True)
+class Warm:
+    """What a solve leaves for the next model: its multipliers and its support (x > SUPPORT)."""
+
+    mu: np.ndarray
+    lam: float
+    nu: float
+    support: np.ndarray
+
+    @classmethod
+    def read(cls, program: Program, data: ScaledOptions, index: np.ndarray | None = None) -> Warm:
+        """From a program solved over the options ``index`` of ``data`` (None: all)."""
+        mu, lam, nu = multipliers(program)
+        x, _ = relaxed_point(program, data, index)
+        return cls(mu, lam, nu, x > SUPPORT)
+
+
 class ParametricRelaxation:
-    """``relaxation_perspective`` built once as a DPP program and re-solved with new numbers.
+    """``relaxation_perspective`` built once as DPP programs and re-solved with new numbers.
 
     The factory of :data:`edgeopt.solvers.parametric.RESOLVERS` for this method. ``matches``
-    says whether a model has this program's structure (see :attr:`ScaledOptions.structure`);
-    ``solve`` writes its numbers into the Parameters and solves with cvxpy's ``warm_start``
-    (see :func:`_run`). Results equal those of :func:`solve_relaxation_perspective`
-    within solver tolerance; ``build_s`` of a re-solve is only the Parameter update and
-    cvxpy's (cached) data refresh.
+    says whether a model has this program's structure (see :attr:`ScaledOptions.structure`).
+
+    Certified active set (column generation). The first model is solved with the full
+    parametric program P. Each later model is solved with a restricted program P_S over a
+    few options S per device (the last support, plus the options best priced by the last
+    multipliers; one DPP program per number of slots, cached) and priced: with P_S's
+    multipliers (mu, lam, nu), options outside S whose price (:func:`option_prices`) is
+    within ENTER of their device's best price enter S, and P_S is solved again (at most
+    ROUNDS times, then P). Certification: P_S's point, padded with zeros, is feasible for
+    P, so v <= v_S (v, v_S the optimal values), and weak duality gives q(mu, lam, nu) <= v
+    for q taken over all options; hence q >= v_S (1 - CERTIFY) proves v_S optimal for P
+    within CERTIFY (v_S - v <= v_S - q), and no option entering means every option outside S
+    has a positive reduced cost, so (complementary slackness, exact multipliers) it is 0 in
+    every optimum of P and rounding sees the same point as a full solve. The reported bound is always q
+    over all options, valid for any multipliers, and the point is rounded and re-allocated
+    as in :func:`solve_relaxation_perspective`.
+
+    ``active_set=False`` solves every model with P (the plain in-place re-solve).
+    Counters: ``full_solves`` (solves of P), ``restricted_solves`` (of some P_S),
+    ``certified`` (models answered by a certified P_S) and ``fallbacks`` (models that went
+    back to P after trying P_S). Results equal those of :func:`solve_relaxation_perspective`
+    within solver tolerance.
     """
 
-    def __init__(self, model: EdgeSplitModel, backend: str | None = None):
+    def __init__(
+        self, model: EdgeSplitModel, backend: str | None = None, active_set: bool = True
+    ):
         self.backend = backend or "clarabel"
+        self.active_set = active_set
         data = ScaledOptions.from_model(model)
         self.structure = data.structure
         self.program = build_program(data, parametric=True)
         if not self.program.problem.is_dcp(dpp=True):
             raise RuntimeError("the parametric perspective relaxation is not DPP")
+        self.restricted: dict[int, Program] = {}
+        self.warm: Warm | None = None
+        self.full_solves = self.restricted_solves = self.certified = self.fallbacks = 0
 
     def matches(self, model: EdgeSplitModel) -> bool:
         """Whether ``model`` can be solved by changing this program's numbers."""
@@ -445,10 +634,59 @@ class ParametricRelaxation:
 
     def solve(self, model: EdgeSplitModel, time_limit: float | None = None) -> Result:
         """The (unverified) Result of the relaxation of ``model``; ``time_limit`` in seconds."""
-        deadline = Deadline(time_limit)
-        started = time.perf_counter()
+        deadline, clock = Deadline(time_limit), Clock()
         data = ScaledOptions.from_model(model)
+        if self.active_set and self.warm is not None:
+            result = self._solve_restricted(model, data, deadline, clock)
+            if result is not None:
+                return result
+            self.fallbacks += 1
+        self.full_solves += 1
         set_numbers(self.program, data)
-        return _solve_program(
-            model, data, self.program, self.backend, deadline, started, warm_start=True
-        )
+        status_text, error = clock.run(self.program, self.backend, deadline, warm_start=True)
+        solved = _has_solution(self.program, status_text)
+        self.warm = Warm.read(self.program, data) if solved else None
+        return _assemble(model, data, self.program, self.backend, clock, status_text, error, deadline)
+
+    def _solve_restricted(
+        self, model: EdgeSplitModel, data: ScaledOptions, deadline: Deadline, clock: Clock
+    ) -> Result | None:
+        """Column generation from the last solve (see the class docstring): the Result once
+        certified or out of time, None to fall back to the full program."""
+        warm = self.warm
+        keep, score = warm.support, option_prices(data, warm.mu, warm.lam, warm.nu)
+        if score is None:
+            return None
+        for _ in range(ROUNDS):
+            slots = slot_count(int(np.bincount(data.device[keep]).max(initial=0)))
+            index = pick_slots(data, keep, score, slots)
+            program = self._restricted_program(data, slots)
+            set_numbers(program, data.take(index))
+            self.restricted_solves += 1
+            status_text, error = clock.run(program, self.backend, deadline, warm_start=True)
+            if not _has_solution(program, status_text):
+                return None
+            price = option_prices(data, *multipliers(program))
+            if price is None:
+                return None
+            enter = entering(data, price, index)
+            value = float(program.problem.value)
+            bound = dual_bound(data, *multipliers(program))
+            certified = not enter.any() and bound >= value - CERTIFY * abs(value)
+            if certified or deadline.expired:
+                self.certified += certified
+                self.warm = Warm.read(program, data, index)
+                return _assemble(
+                    model, data, program, self.backend, clock, status_text, error, deadline,
+                    index, certified,
+                )
+            if not enter.any():
+                return None
+            keep, score = Warm.read(program, data, index).support | enter, price
+        return None
+
+    def _restricted_program(self, data: ScaledOptions, slots: int) -> Program:
+        """The parametric program with ``slots`` options per device (built once per size)."""
+        if slots not in self.restricted:
+            self.restricted[slots] = build_program(data.slot_template(slots), parametric=True)
+        return self.restricted[slots]
