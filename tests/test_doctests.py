@@ -11,6 +11,8 @@ MODULES = [
     "edgeopt.models",
     "edgeopt.models.edgesplit.model",
     "edgeopt.models.edgesplit.presets",
+    "edgeopt.models.tinyfel.model",
+    "edgeopt.models.tinyfel.presets",
     "edgeopt.solvers",
     "edgeopt.analysis.paths",
     "edgeopt.analysis.sweep",
