@@ -73,6 +73,16 @@ class Evaluation:
         return text + ")"
 
 
+def per_device_values(decision: dict[str, Any], key: str, count: int) -> list[Any]:
+    """``decision[key]`` as a list of one value per device; ``ValueError`` naming the key if
+    it is missing or has the wrong length."""
+    values = decision.get(key)
+    if values is None or len(values) != count:
+        found = "missing" if values is None else f"length {len(values)}"
+        raise ValueError(f"decision[{key!r}] is {found}: needs one value per device ({count})")
+    return list(values)
+
+
 class Model(ABC):
     """Base class of every edgeopt model.
 

@@ -188,3 +188,14 @@ def validate_document(schema: type[BaseModel], document: Any, context: str) -> A
 
 
 _UNION_TAGS = {"float", "int", "bool", "str", "none", "constrained-float", "constrained-int"}
+
+
+def require_unique_names(kind: str, items: list[Any]) -> None:
+    """Raise ``FieldProblem`` at ``kind[i].name`` for the first name used twice."""
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.name in seen:
+            raise FieldProblem(
+                (kind, index, "name"), item.name, f"must be unique (also used by {kind}[{seen[item.name]}])"
+            )
+        seen[item.name] = index

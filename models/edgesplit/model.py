@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.models.base import ConstraintSpec, Evaluation, Infeasibility, Model, VariableSpec
+from edgeopt.models.base import (
+    ConstraintSpec,
+    Evaluation,
+    Infeasibility,
+    Model,
+    VariableSpec,
+    per_device_values,
+)
 from edgeopt.models.edgesplit import convergence
 from edgeopt.models.edgesplit.schema import EdgeSplitInstance
 
@@ -232,10 +239,10 @@ class EdgeSplitModel(Model):
         schedule = decision.get("schedule", "parallel")
         if schedule not in ("parallel", "sequential"):
             raise ValueError(f"decision['schedule'] = {schedule!r}: must be 'parallel' or 'sequential'")
-        cuts = _per_device(decision, "cuts", n)
-        bandwidth = [float(b) for b in _per_device(decision, "bandwidth_hz", n)]
+        cuts = per_device_values(decision, "cuts", n)
+        bandwidth = [float(b) for b in per_device_values(decision, "bandwidth_hz", n)]
         if self.shared:
-            shares = [float(s) for s in _per_device(decision, "server_share_flops_per_s", n)]
+            shares = [float(s) for s in per_device_values(decision, "server_share_flops_per_s", n)]
         else:
             shares = [inst.server_flops_per_s] * n
 
@@ -336,11 +343,3 @@ def _ratio(numerator: float, denominator: float) -> float:
     if denominator <= 0:
         return math.inf
     return numerator / denominator
-
-
-def _per_device(decision: dict[str, Any], key: str, n: int) -> list[Any]:
-    values = decision.get(key)
-    if values is None or len(values) != n:
-        found = "missing" if values is None else f"length {len(values)}"
-        raise ValueError(f"decision[{key!r}] is {found}: needs one value per device ({n})")
-    return list(values)

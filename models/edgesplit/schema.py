@@ -11,7 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgeopt.models.validation import FieldProblem, Flag, Integer, Number, field
+from edgeopt.models.validation import (
+    FieldProblem,
+    Flag,
+    Integer,
+    Number,
+    field,
+    require_unique_names,
+)
 
 
 class _Open(BaseModel):
@@ -99,13 +106,5 @@ class EdgeSplitInstance(_Open):
                 f"needs >= {minimum} layers ({'with' if self.allow_full_local else 'without'} allow_full_local)",
             )
         for kind, items in (("layers", self.layers), ("devices", self.devices)):
-            seen: dict[str, int] = {}
-            for index, item in enumerate(items):
-                if item.name in seen:
-                    raise FieldProblem(
-                        (kind, index, "name"),
-                        item.name,
-                        f"must be unique (also used by {kind}[{seen[item.name]}])",
-                    )
-                seen[item.name] = index
+            require_unique_names(kind, items)
         return self

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
-from edgeopt.models.base import Evaluation
+from edgeopt.models.base import Evaluation, per_device_values
 from edgeopt.models.tinyfel.convergence import rounds_needed
 from edgeopt.models.tinyfel.schema import TinyFELInstance
 
@@ -64,9 +64,9 @@ def evaluate(inst: TinyFELInstance, decision: dict[str, Any]) -> TinyFELEvaluati
     """Objective, per-constraint violations and per-device breakdown of ``decision``."""
     devices, layers = inst.devices, inst.layers
     K, L = len(devices), len(layers)
-    selected_raw = _per_device(decision, "selected", K)
-    layers_raw = _per_device(decision, "updated_layers", K)
-    bandwidth = [float(b) for b in _per_device(decision, "bandwidth_hz", K)]
+    selected_raw = per_device_values(decision, "selected", K)
+    layers_raw = per_device_values(decision, "updated_layers", K)
+    bandwidth = [float(b) for b in per_device_values(decision, "bandwidth_hz", K)]
     claim = decision.get("round_latency_s")
 
     total_samples = math.fsum(d.samples for d in devices)
@@ -275,11 +275,3 @@ def _target_violation(inst: TinyFELInstance, rounds: int | None, floor: float) -
     if rounds is not None:
         return 0.0
     return max(floor - inst.learning.target_stationarity, sys.float_info.min)
-
-
-def _per_device(decision: dict[str, Any], key: str, count: int) -> list[Any]:
-    values = decision.get(key)
-    if values is None or len(values) != count:
-        found = "missing" if values is None else f"length {len(values)}"
-        raise ValueError(f"decision[{key!r}] is {found}: needs one value per device ({count})")
-    return list(values)

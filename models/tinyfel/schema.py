@@ -23,7 +23,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgeopt.models.validation import FieldProblem, Flag, Integer, Number, field
+from edgeopt.models.validation import (
+    FieldProblem,
+    Flag,
+    Integer,
+    Number,
+    field,
+    require_unique_names,
+)
 
 
 class _Open(BaseModel):
@@ -189,15 +196,7 @@ class TinyFELInstance(_Open):
         for kind, items in (("layers", self.layers), ("devices", self.devices)):
             if not items:
                 raise FieldProblem((kind,), [], "must hold at least 1 entry (L >= 1, K >= 1)")
-            seen: dict[str, int] = {}
-            for index, item in enumerate(items):
-                if item.name in seen:
-                    raise FieldProblem(
-                        (kind, index, "name"),
-                        item.name,
-                        f"must be unique (also used by {kind}[{seen[item.name]}])",
-                    )
-                seen[item.name] = index
+            require_unique_names(kind, items)
         if self.min_selected > len(self.devices):
             raise FieldProblem(
                 ("min_selected",),
