@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+from field_matrix import concrete, mutate_document
 
 from edgeopt.models import InstanceError
 from edgeopt.models.tinyfel import TinyFELModel
@@ -55,35 +56,8 @@ REQUIRED = {
 }
 
 
-def concrete(path: str) -> list[str | int]:
-    """'devices[].flops_per_s' -> ['devices', 1, 'flops_per_s'] (the second device)."""
-    parts: list[str | int] = []
-    for piece in path.split("."):
-        if piece.endswith("[]"):
-            parts += [piece[:-2], 1]
-        else:
-            parts.append(piece)
-    return parts
-
-
-def display(parts: list[str | int]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + part
-    return text
-
-
 def mutate(path: str, value=None, delete: bool = False) -> tuple[dict, str]:
-    document = copy.deepcopy(BASE)
-    parts = concrete(path)
-    holder = document
-    for part in parts[:-1]:
-        holder = holder[part]
-    if delete:
-        del holder[parts[-1]]
-    else:
-        holder[parts[-1]] = value
-    return document, display(parts)
+    return mutate_document(BASE, path, value, delete)
 
 
 def problems(document: dict) -> list:
