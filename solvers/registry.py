@@ -110,6 +110,7 @@ class ModelSolvers:
 
 MODEL_SOLVERS: dict[str, str] = {
     "edgesplit": "edgeopt.solvers.edgesplit.registration:EDGESPLIT_SOLVERS",
+    "tinyfel": "edgeopt.solvers.tinyfel.registration:TINYFEL_SOLVERS",
 }
 
 

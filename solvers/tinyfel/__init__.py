@@ -1,0 +1,1 @@
+"""Solvers of the TinyFEL model (spec ``tinyfel.md`` §5); declared in ``registration``."""

@@ -1,0 +1,241 @@
+"""``bisection_mckp``: exact P1 by bisection on the latency T with a multiple-choice
+knapsack MILP per step, solved by HiGHS (spec §5.1).
+
+At a fixed T every device picks one column: "none" (b = 0, no coverage) or an option n
+whose minimum bandwidth b-hat_k,n(T) (Lambert W, rate cap, energy minimum) is finite and at
+most B. One MILP decides
+
+    sum_o y_k,o = 1 for all k;   sum c y <= 1 (c = b-hat/B);   sum g y >= 1 - eps0/G^2;
+    sum_{k, o != none} y_k,o >= K_min;   minimise sum c y,
+
+with g = p_k rho_n (minus N's coefficient / G^2 with ``include_noise_in_budget``, whose
+constant then moves to the right-hand side). Feasibility is monotone in T (b-hat does not
+increase), so T* is bisected from T_lo = 0 and T_hi doubled from max_k Tcmp_k,n_min to
+T_hi - T_lo <= 1e-10 T_hi. The options accepted at T_hi are polished by :func:`equalise`;
+``objective`` = T_pol + T_dl, ``bound`` = T_lo + T_dl.
+
+Decision the spec leaves open: the evaluator checks the bias budget with no tolerance, so
+the coverage row is tightened by :data:`COVERAGE_MARGIN` (unit of G^2) and HiGHS's
+feasibility tolerances are set to 1e-9; configurations within that margin of the budget
+count as infeasible. Before bisecting, the MILP is solved at T = inf (energy minima only):
+if it is infeasible the instance is reported infeasible (``bandwidth``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from edgeopt.models.tinyfel import TinyFELModel
+from edgeopt.solvers.result import Result, Status
+from edgeopt.solvers.tinyfel.common import equalise, infeasible_result, make_result
+
+TOLERANCE = 1e-10
+"""Stop when T_hi - T_lo <= TOLERANCE * T_hi (spec §5.1)."""
+
+COVERAGE_MARGIN = 1e-8
+"""Tightening of the coverage row [unit of G^2] so that HiGHS's points meet the budget exactly."""
+
+HIGHS_TOLERANCE = 1e-9
+"""HiGHS primal and MIP feasibility tolerance."""
+
+MAX_WIDENINGS = 200
+"""Doublings of T_hi before giving up (the instance is feasible at T = inf)."""
+
+MIN_UPPER_S = 1e-9
+"""Least first T_hi [s] (only reached when every compute time is 0)."""
+
+TRACE_COLUMNS = ["iteration", "T_lower_s", "T_upper_s", "accepted"]
+
+Choice = tuple[np.ndarray, np.ndarray]
+"""(selected a_k as booleans, updated layers n_k with 0 when unselected)."""
+
+
+def highs_version() -> str:
+    """The HiGHS version, e.g. '1.15.1'."""
+    return highspy.Highs().version()
+
+
+def unsupported(model: TinyFELModel) -> str | None:
+    """Why the linear MCKP does not model this instance (``None`` when it does)."""
+    inst = model.instance
+    if model.total_latency:
+        return "solves P1 (objective 'round_latency'); P2 needs pareto_sweep"
+    if inst.aggregation != "unnormalised":
+        return "the normalised aggregation has a non-linear bias bound (spec §9)"
+    if inst.bias_form != "linear":
+        return "the quadratic bias form is not linear (spec §5.1: use minlp_perspective)"
+    return None
+
+
+def choose(
+    model: TinyFELModel, bandwidth_hz: np.ndarray, count: tuple[int, int] | None = None
+) -> Choice | None:
+    """Solve the MCKP for option bandwidths ``bandwidth_hz`` [Hz], (K, L), +inf for options
+    that cannot be used; ``count`` = (least, most) selected devices (default (K_min, K)).
+
+    Returns the cheapest (a, n) meeting the bandwidth, coverage and count rows, or ``None``.
+    """
+    table, inst = model.options, model.instance
+    budget = inst.bandwidth_hz
+    K, L = bandwidth_hz.shape
+    least, most = count if count is not None else (inst.min_selected, K)
+    device, option = np.nonzero(np.isfinite(bandwidth_hz) & (bandwidth_hz <= budget))
+    device = np.concatenate([np.arange(K), device])  # the "none" columns come first
+    option = np.concatenate([np.zeros(K, dtype=int), option + 1])
+    on = option > 0
+    grad_total = table.grad_sq.sum()
+    cost = np.where(on, bandwidth_hz[device, np.maximum(option, 1) - 1] / budget, 0.0)
+    gain = np.where(on, table.weights[device] * table.ratio[np.maximum(option, 1) - 1], 0.0)
+    required = 1.0 - inst.bias_budget / grad_total
+    if inst.include_noise_in_budget:
+        gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
+        required += table.noise_const / grad_total
+    rows = [cost, gain, on.astype(float)]
+    lower = [-highspy.kHighsInf, required + COVERAGE_MARGIN, float(least)]
+    upper = [1.0, highspy.kHighsInf, float(most)]
+    x = _solve_milp(device, K, cost, rows, lower, upper)
+    if x is None:
+        return None
+    selected = np.zeros(K, dtype=bool)
+    layers = np.zeros(K, dtype=int)
+    for k in range(K):
+        own = np.flatnonzero(device == k)
+        pick = own[np.argmax(x[own])]
+        selected[k], layers[k] = on[pick], option[pick]
+    return selected, layers
+
+
+def _solve_milp(
+    device: np.ndarray,
+    n_devices: int,
+    cost: np.ndarray,
+    rows: list[np.ndarray],
+    lower: list[float],
+    upper: list[float],
+) -> np.ndarray | None:
+    """min cost.x s.t. one column per device, lower <= row.x <= upper, x binary; the
+    column values, or ``None`` if infeasible."""
+    n = len(device)
+    row_index = np.concatenate([device] + [np.full(n, n_devices + r) for r in range(len(rows))])
+    values = np.concatenate([np.ones(n)] + rows)
+    column_index = np.tile(np.arange(n), 1 + len(rows))
+    matrix = sparse.csc_matrix(
+        (values, (row_index, column_index)), shape=(n_devices + len(rows), n)
+    )
+    matrix.eliminate_zeros()
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = n_devices + len(rows)
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.zeros(n)
+    lp.col_upper_ = np.ones(n)
+    lp.row_lower_ = np.concatenate([np.ones(n_devices), lower])
+    lp.row_upper_ = np.concatenate([np.ones(n_devices), upper])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("mip_rel_gap", 0.0)
+    highs.setOptionValue("primal_feasibility_tolerance", HIGHS_TOLERANCE)
+    highs.setOptionValue("mip_feasibility_tolerance", HIGHS_TOLERANCE)
+    highs.passModel(lp)
+    highs.run()
+    status = highs.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return None
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError(f"HiGHS stopped with {highs.modelStatusToString(status)}")
+    return np.asarray(highs.getSolution().col_value)
+
+
+def solve_bisection_mckp(
+    model: TinyFELModel,
+    *,
+    backend: str | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
+) -> Result:
+    """Exact P1 with a proven bound (spec §5.1). ``time_limit`` [s] stops the bisection with
+    status ``time_limit`` (the bound stays valid); ``seed`` is unused (HiGHS is deterministic
+    here)."""
+    started = time.perf_counter()
+    table = model.options
+    if choose(model, np.where(table.available, table.energy_bandwidth_hz, np.inf)) is None:
+        diagnosis = model.infeasibility()
+        if diagnosis is not None:
+            return infeasible_result(
+                model,
+                "bisection_mckp",
+                diagnosis.reason,
+                diagnosis.message,
+                infeasible_details=diagnosis.details,
+            )
+        return infeasible_result(
+            model,
+            "bisection_mckp",
+            "bandwidth",
+            "no selection meets the bandwidth, bias budget and min_selected rows together "
+            "even at unlimited latency (energy minimum bandwidths only)",
+        )
+
+    def check(T: float) -> Choice | None:
+        return choose(model, table.min_bandwidth(T))
+
+    lower = 0.0
+    accepted = check(lower)
+    upper, rows = lower, []
+    timed_out = False
+    if accepted is None:
+        n_min = model.instance.min_updated_layers
+        upper = max(float(table.compute_s[:, n_min - 1].max()), MIN_UPPER_S)
+        for _ in range(MAX_WIDENINGS):
+            accepted = check(upper)
+            if accepted is not None:
+                break
+            lower, upper = upper, 2.0 * upper
+        else:
+            raise RuntimeError(f"no accepted latency found up to {upper!r} s")
+        while upper - lower > TOLERANCE * upper:
+            if time_limit is not None and time.perf_counter() - started >= time_limit:
+                timed_out = True
+                break
+            middle = 0.5 * (lower + upper)
+            found = check(middle)
+            if found is not None:
+                upper, accepted = middle, found
+            else:
+                lower = middle
+            rows.append(
+                {
+                    "iteration": len(rows) + 1,
+                    "T_lower_s": lower,
+                    "T_upper_s": upper,
+                    "accepted": found is not None,
+                }
+            )
+    selected, layers = accepted
+    bandwidth = equalise(model, selected, layers, start_s=upper)
+    if bandwidth is None:
+        raise RuntimeError("the options accepted at T_hi do not fit the bandwidth budget")
+    return make_result(
+        model,
+        "bisection_mckp",
+        Status.TIME_LIMIT if timed_out else Status.OPTIMAL,
+        selected,
+        layers,
+        bandwidth,
+        bound_round_s=lower + table.downlink_s,
+        solver="highs",
+        solver_version=highs_version(),
+        solve_s=time.perf_counter() - started,
+        trace=pd.DataFrame(rows, columns=TRACE_COLUMNS),
+        termination="time_limit" if timed_out else "converged",
+    )
