@@ -14,9 +14,16 @@ import typing
 from typing import Annotated, Any, Literal
 
 import annotated_types as at
-from pydantic import BaseModel, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from edgeopt.models.errors import InstanceError, InstanceIssue
+
+
+class OpenRecord(BaseModel):
+    """Base of canonical JSON records: frozen, unknown fields allowed and kept on write."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 """A finite real number; ints are accepted, booleans and strings are not."""

@@ -220,3 +220,20 @@ def _jsonable(value: Any) -> Any:
         return value
     except TypeError:
         return repr(value)
+
+
+def infeasible_result(
+    model: Any, method: str, solution: dict[str, Any], reason: str, message: str, **extras: Any
+) -> Result:
+    """A Result with status ``infeasible``: the model's empty ``solution`` arrays, a reason
+    code and a message naming the binding cause (``extras`` hold the numbers)."""
+    return Result(
+        model=model.model_id,
+        method=method,
+        status=Status.INFEASIBLE,
+        solution=solution,
+        device_names=model.device_names,
+        infeasible_reason=reason,
+        message=message,
+        extras=extras,
+    )

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from edgeopt.models.validation import (
     FieldProblem,
     Flag,
     Integer,
     Number,
+    OpenRecord,
     field,
     require_unique_names,
 )
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Layer(_Open):
+class Layer(OpenRecord):
     """One layer (or block) of the network, in execution order; all sizes per sample."""
 
     name: str = Field(min_length=1, description="unique layer name", json_schema_extra={"unit": "-"})
@@ -40,7 +37,7 @@ class Layer(_Open):
     )
 
 
-class Device(_Open):
+class Device(OpenRecord):
     """One edge device."""
 
     name: str = Field(min_length=1, description="unique device name", json_schema_extra={"unit": "-"})
@@ -50,7 +47,7 @@ class Device(_Open):
     samples: Integer = field(unit="sample", ge=1, description="local training samples")
 
 
-class Convergence(_Open):
+class Convergence(OpenRecord):
     """Optional target accuracy that replaces ``rounds`` by R(epsilon) (spec §4.3)."""
 
     epsilon: Number = field(gt=0, description="target min_r E||grad f||^2")
@@ -72,7 +69,7 @@ class Convergence(_Open):
         return self
 
 
-class EdgeSplitInstance(_Open):
+class EdgeSplitInstance(OpenRecord):
     """A complete EdgeSplit instance (canonical JSON, version 1)."""
 
     model: Literal["edgesplit"] = Field(description="model id", json_schema_extra={"unit": "-"})

@@ -21,20 +21,17 @@ from __future__ import annotations
 import warnings
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from edgeopt.models.validation import (
     FieldProblem,
     Flag,
     Integer,
     Number,
+    OpenRecord,
     field,
     require_unique_names,
 )
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 def _label(description: str, default: object = ...) -> object:
@@ -42,7 +39,7 @@ def _label(description: str, default: object = ...) -> object:
     return Field(default, description=description, json_schema_extra={"unit": "-"})
 
 
-class Layer(_Open):
+class Layer(OpenRecord):
     """One layer (or block) in forward order; l = L is the output. All work and sizes per sample."""
 
     name: str = Field(
@@ -71,7 +68,7 @@ class Layer(_Open):
     )
 
 
-class Device(_Open):
+class Device(OpenRecord):
     """One edge device k."""
 
     name: str = Field(
@@ -112,7 +109,7 @@ class Device(_Open):
         return self
 
 
-class Learning(_Open):
+class Learning(OpenRecord):
     """Learning constants of the convergence bound (spec §4.3); all in the unit of F."""
 
     learning_rate: Number = field(
@@ -137,7 +134,7 @@ class Learning(_Open):
         return self
 
 
-class TinyFELInstance(_Open):
+class TinyFELInstance(OpenRecord):
     """A complete TinyFEL instance (canonical JSON, version 1)."""
 
     model: Literal["tinyfel"] = _label("model id")

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers.result import Result, Status, Timings
+from edgeopt.solvers.result import infeasible_result as generic_infeasible
 
 
 class Deadline:
@@ -139,13 +140,4 @@ def empty_solution(model: EdgeSplitModel) -> dict[str, Any]:
 
 def infeasible_result(model: EdgeSplitModel, method: str, reason: str, message: str, **extra: Any) -> Result:
     """A Result with status ``infeasible``, its reason code and a message naming the cause."""
-    return Result(
-        model=model.model_id,
-        method=method,
-        status=Status.INFEASIBLE,
-        solution=empty_solution(model),
-        device_names=model.device_names,
-        infeasible_reason=reason,
-        message=message,
-        extras=extra,
-    )
+    return generic_infeasible(model, method, empty_solution(model), reason, message, **extra)

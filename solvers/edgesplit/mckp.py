@@ -25,15 +25,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers.edgesplit.bisection import TOLERANCE, equal_bandwidth_makespan
 from edgeopt.solvers.edgesplit.common import Deadline, make_result
 from edgeopt.solvers.edgesplit.resources import MAX_BISECTIONS, allocate_for_cuts
+from edgeopt.solvers.highs_choice import (
+    INFINITY,
+    HighsStopped,
+    chosen_columns,
+    highs_version,
+    solve_choice,
+)
 from edgeopt.solvers.result import Result, Status
 
 MAX_WIDENINGS = 60
@@ -57,11 +62,6 @@ class Columns:
     q: np.ndarray
 
 
-def highs_version() -> str:
-    """The HiGHS version, e.g. '1.15.1'."""
-    return highspy.Highs().version()
-
-
 def choose_columns(
     columns: Columns, n_devices: int, cost: np.ndarray, rows: list[np.ndarray],
     time_limit: float | None, seed: int | None,
@@ -73,48 +73,14 @@ def choose_columns(
     """
     if np.any(np.bincount(columns.device, minlength=n_devices) == 0):
         return None
-    n, n_rows = len(columns.device), n_devices + len(rows)
-    values = np.concatenate([np.ones(n)] + rows)
-    extra_rows = [np.full(n, n_devices + r) for r in range(len(rows))]
-    row_index = np.concatenate([columns.device] + extra_rows)
-    column_index = np.tile(np.arange(n), 1 + len(rows))
-    matrix = sparse.csc_matrix((values, (row_index, column_index)), shape=(n_rows, n))
-    matrix.eliminate_zeros()
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = n_rows
-    lp.col_cost_ = np.asarray(cost, dtype=float)
-    lp.col_lower_ = np.zeros(n)
-    lp.col_upper_ = np.ones(n)
-    lp.row_lower_ = np.concatenate([np.ones(n_devices), np.full(len(rows), -highspy.kHighsInf)])
-    lp.row_upper_ = np.ones(n_rows)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("mip_rel_gap", 0.0)
-    highs.setOptionValue("mip_abs_gap", 0.0)
-    if time_limit is not None:
-        highs.setOptionValue("time_limit", float(time_limit))
-    if seed is not None:
-        highs.setOptionValue("random_seed", int(seed))
-    highs.passModel(lp)
-    highs.run()
-    status = highs.getModelStatus()
-    if status == highspy.HighsModelStatus.kInfeasible:
-        return None
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise OutOfTime(highs.modelStatusToString(status))
-    x = np.asarray(highs.getSolution().col_value)
-    chosen = np.empty(n_devices, dtype=int)
-    for i in range(n_devices):
-        own = np.flatnonzero(columns.device == i)
-        chosen[i] = own[np.argmax(x[own])]
-    return chosen
+    try:
+        x = solve_choice(
+            columns.device, n_devices, cost, rows, [-INFINITY] * len(rows), [1.0] * len(rows),
+            time_limit=time_limit, seed=seed,
+        )
+    except HighsStopped as stopped:
+        raise OutOfTime(str(stopped)) from None
+    return None if x is None else chosen_columns(columns.device, n_devices, x)
 
 
 def within_budgets(columns: Columns, chosen: np.ndarray) -> bool:

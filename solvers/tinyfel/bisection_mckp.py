@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import time
 
-import highspy
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from edgeopt.models.tinyfel import TinyFELModel
+from edgeopt.solvers.highs_choice import INFINITY, chosen_columns, highs_version, solve_choice
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import equalise, infeasible_result, make_result
 
@@ -53,11 +52,6 @@ TRACE_COLUMNS = ["iteration", "T_lower_s", "T_upper_s", "accepted"]
 
 Choice = tuple[np.ndarray, np.ndarray]
 """(selected a_k as booleans, updated layers n_k with 0 when unselected)."""
-
-
-def highs_version() -> str:
-    """The HiGHS version, e.g. '1.15.1'."""
-    return highspy.Highs().version()
 
 
 def unsupported(model: TinyFELModel) -> str | None:
@@ -96,64 +90,15 @@ def choose(
         gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
         required += table.noise_const / grad_total
     rows = [cost, gain, on.astype(float)]
-    lower = [-highspy.kHighsInf, required + COVERAGE_MARGIN, float(least)]
-    upper = [1.0, highspy.kHighsInf, float(most)]
-    x = _solve_milp(device, K, cost, rows, lower, upper)
+    lower = [-INFINITY, required + COVERAGE_MARGIN, float(least)]
+    upper = [1.0, INFINITY, float(most)]
+    tolerances = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
+                  "mip_feasibility_tolerance": HIGHS_TOLERANCE}
+    x = solve_choice(device, K, cost, rows, lower, upper, options=tolerances)
     if x is None:
         return None
-    selected = np.zeros(K, dtype=bool)
-    layers = np.zeros(K, dtype=int)
-    for k in range(K):
-        own = np.flatnonzero(device == k)
-        pick = own[np.argmax(x[own])]
-        selected[k], layers[k] = on[pick], option[pick]
-    return selected, layers
-
-
-def _solve_milp(
-    device: np.ndarray,
-    n_devices: int,
-    cost: np.ndarray,
-    rows: list[np.ndarray],
-    lower: list[float],
-    upper: list[float],
-) -> np.ndarray | None:
-    """min cost.x s.t. one column per device, lower <= row.x <= upper, x binary; the
-    column values, or ``None`` if infeasible."""
-    n = len(device)
-    row_index = np.concatenate([device] + [np.full(n, n_devices + r) for r in range(len(rows))])
-    values = np.concatenate([np.ones(n)] + rows)
-    column_index = np.tile(np.arange(n), 1 + len(rows))
-    matrix = sparse.csc_matrix(
-        (values, (row_index, column_index)), shape=(n_devices + len(rows), n)
-    )
-    matrix.eliminate_zeros()
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = n_devices + len(rows)
-    lp.col_cost_ = cost
-    lp.col_lower_ = np.zeros(n)
-    lp.col_upper_ = np.ones(n)
-    lp.row_lower_ = np.concatenate([np.ones(n_devices), lower])
-    lp.row_upper_ = np.concatenate([np.ones(n_devices), upper])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("mip_rel_gap", 0.0)
-    highs.setOptionValue("primal_feasibility_tolerance", HIGHS_TOLERANCE)
-    highs.setOptionValue("mip_feasibility_tolerance", HIGHS_TOLERANCE)
-    highs.passModel(lp)
-    highs.run()
-    status = highs.getModelStatus()
-    if status == highspy.HighsModelStatus.kInfeasible:
-        return None
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise RuntimeError(f"HiGHS stopped with {highs.modelStatusToString(status)}")
-    return np.asarray(highs.getSolution().col_value)
+    pick = chosen_columns(device, K, x)
+    return on[pick], option[pick]
 
 
 def solve_bisection_mckp(

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeopt.models.tinyfel import TinyFELModel, radio
 from edgeopt.solvers.result import Result, Status, Timings
+from edgeopt.solvers.result import infeasible_result as generic_infeasible
 
 MAX_STEPS = 2000
 """Cap on bisection steps and bracket doublings of :func:`equalise` (float precision is
@@ -193,14 +194,5 @@ def empty_solution(model: TinyFELModel) -> dict[str, Any]:
 def infeasible_result(
     model: TinyFELModel, method: str, reason: str, message: str, **extra: Any
 ) -> Result:
-    """A Result with status ``infeasible``, its §3.3 reason code and a message."""
-    return Result(
-        model=model.model_id,
-        method=method,
-        status=Status.INFEASIBLE,
-        solution=empty_solution(model),
-        device_names=model.device_names,
-        infeasible_reason=reason,
-        message=message,
-        extras=extra,
-    )
+    """A Result with status ``infeasible``, its reason code and a message naming the cause."""
+    return generic_infeasible(model, method, empty_solution(model), reason, message, **extra)
