@@ -12,6 +12,7 @@ from edgeopt.models.errors import InstanceError, InstanceIssue
 MODEL_IDS: dict[str, tuple[str, str, tuple[int, ...]]] = {
     "edgesplit": ("edgeopt.models.edgesplit", "EdgeSplitModel", (1,)),
     "tinyfel": ("edgeopt.models.tinyfel", "TinyFELModel", (1,)),
+    "two_stage": ("edgeopt.models.two_stage", "TwoStageModel", (1,)),
 }
 """model id -> (module, class name, supported format versions)."""
 

@@ -13,6 +13,8 @@ MODULES = [
     "edgeopt.models.edgesplit.presets",
     "edgeopt.models.tinyfel.model",
     "edgeopt.models.tinyfel.presets",
+    "edgeopt.models.two_stage.model",
+    "edgeopt.models.two_stage.presets",
     "edgeopt.solvers",
     "edgeopt.analysis.paths",
     "edgeopt.analysis.sweep",
