@@ -42,6 +42,7 @@ BACKEND_MODULES: dict[str, tuple[str, ...]] = {
     "clarabel": ("cvxpy", "clarabel"),
     "ecos": ("cvxpy", "ecos"),
     "scs": ("cvxpy", "scs"),
+    "scipy": ("scipy",),
 }
 """Python modules each backend needs (checked without importing them)."""
 
@@ -111,6 +112,7 @@ class ModelSolvers:
 MODEL_SOLVERS: dict[str, str] = {
     "edgesplit": "edgeopt.solvers.edgesplit.registration:EDGESPLIT_SOLVERS",
     "tinyfel": "edgeopt.solvers.tinyfel.registration:TINYFEL_SOLVERS",
+    "two_stage": "edgeopt.solvers.two_stage.registration:TWO_STAGE_SOLVERS",
 }
 
 

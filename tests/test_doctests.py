@@ -15,9 +15,11 @@ MODULES = [
     "edgeopt.models.tinyfel.presets",
     "edgeopt.models.two_stage.model",
     "edgeopt.models.two_stage.presets",
+    "edgeopt.models.profiles",
     "edgeopt.solvers",
     "edgeopt.analysis.paths",
     "edgeopt.analysis.sweep",
+    "edgeopt.analysis.verification.simulation",
 ]
 
 

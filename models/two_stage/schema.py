@@ -278,7 +278,7 @@ class TwoStageSolution(OpenRecord):
     energy_j: Number | None = field(unit="J", ge=0, default=None, description="E")
     delay_s: Number | None = field(unit="s", ge=0, default=None, description="T")
     method: Literal[METHODS] = _label("method id")  # type: ignore[valid-type]
-    solver: Literal["scip", "clarabel", "scipy"] | None = _label("backend or null", None)
+    solver: Literal["scip", "clarabel", "ecos", "scipy"] | None = _label("backend or null", None)
     wall_time_s: Number = field(unit="s", ge=0, default=0.0, description="wall time")
     message: str | None = _label("free text", None)
     infeasible_reason: Literal["delay", "energy"] | None = _label("why infeasible", None)

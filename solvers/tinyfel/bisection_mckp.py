@@ -23,12 +23,16 @@ if it is infeasible the instance is reported infeasible (``bandwidth``).
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from edgeopt.models.tinyfel import TinyFELModel
+from edgeopt.solvers.edgesplit.common import Deadline
 from edgeopt.solvers.highs_choice import INFINITY, chosen_columns, highs_version, solve_choice
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import equalise, infeasible_result, make_result
@@ -67,10 +71,23 @@ def unsupported(model: TinyFELModel) -> str | None:
 
 
 def choose(
-    model: TinyFELModel, bandwidth_hz: np.ndarray, count: tuple[int, int] | None = None
+    model: TinyFELModel,
+    bandwidth_hz: np.ndarray,
+    count: tuple[int, int] | None = None,
+    *,
+    bias_limit: float | None = None,
+    include_noise: bool | None = None,
+    margin: float = COVERAGE_MARGIN,
+    objective: str = "bandwidth",
 ) -> Choice | None:
     """Solve the MCKP for option bandwidths ``bandwidth_hz`` [Hz], (K, L), +inf for options
     that cannot be used; ``count`` = (least, most) selected devices (default (K_min, K)).
+
+    The coverage row is Phi [+ N] <= ``bias_limit`` [unit of G^2] (default: the instance's
+    epsilon0; ``math.inf``: no coverage row), tightened by ``margin`` [unit of G^2];
+    ``include_noise`` (default: the instance's ``include_noise_in_budget``) adds N(a).
+    ``objective`` is 'bandwidth' (least sum b-hat / B: the answer with most slack) or 'bias'
+    (least Phi + N, the noise always counted: the pareto sweep's step).
 
     Returns the cheapest (a, n) meeting the bandwidth, coverage and count rows, or ``None``.
     """
@@ -78,6 +95,8 @@ def choose(
     budget = inst.bandwidth_hz
     K, L = bandwidth_hz.shape
     least, most = count if count is not None else (inst.min_selected, K)
+    limit = inst.bias_budget if bias_limit is None else bias_limit
+    noisy = inst.include_noise_in_budget if include_noise is None else include_noise
     device, option = np.nonzero(np.isfinite(bandwidth_hz) & (bandwidth_hz <= budget))
     device = np.concatenate([np.arange(K), device])  # the "none" columns come first
     option = np.concatenate([np.zeros(K, dtype=int), option + 1])
@@ -85,20 +104,102 @@ def choose(
     grad_total = table.grad_sq.sum()
     cost = np.where(on, bandwidth_hz[device, np.maximum(option, 1) - 1] / budget, 0.0)
     gain = np.where(on, table.weights[device] * table.ratio[np.maximum(option, 1) - 1], 0.0)
-    required = 1.0 - inst.bias_budget / grad_total
-    if inst.include_noise_in_budget:
+    required = 1.0 - limit / grad_total
+    if noisy:
         gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
         required += table.noise_const / grad_total
-    rows = [cost, gain, on.astype(float)]
-    lower = [-INFINITY, required + COVERAGE_MARGIN, float(least)]
-    upper = [1.0, INFINITY, float(most)]
+    rows, lower, upper = [cost, on.astype(float)], [-INFINITY, float(least)], [1.0, float(most)]
+    if math.isfinite(limit):
+        rows.append(gain)
+        lower.append(required + margin)
+        upper.append(INFINITY)
+    if objective == "bias":
+        if not noisy:
+            gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
+        weights = -gain
+    elif objective == "bandwidth":
+        weights = cost
+    else:
+        raise ValueError(f"objective = {objective!r}: must be 'bandwidth' or 'bias'")
     tolerances = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
                   "mip_feasibility_tolerance": HIGHS_TOLERANCE}
-    x = solve_choice(device, K, cost, rows, lower, upper, options=tolerances)
+    x = solve_choice(device, K, weights, rows, lower, upper, options=tolerances)
     if x is None:
         return None
     pick = chosen_columns(device, K, x)
     return on[pick], option[pick]
+
+
+def energy_only(model: TinyFELModel) -> np.ndarray:
+    """b-hat at T = inf [Hz], (K, L): the energy minimum bandwidths of available options."""
+    table = model.options
+    return np.where(table.available, table.energy_bandwidth_hz, np.inf)
+
+
+@dataclass
+class Bisection:
+    """Where a bisection on T stopped: infeasible at ``lower`` [s] (or ``lower`` = 0),
+    ``accepted`` = the options found at ``upper`` [s], one trace row per step."""
+
+    lower: float
+    upper: float
+    accepted: Choice
+    rows: list[dict] = field(default_factory=list)
+    timed_out: bool = False
+
+
+def bracket(model: TinyFELModel, check: Callable[[float], Choice | None]) -> Bisection:
+    """T_lo = 0 (accepted there: done), else T_hi doubled from max_k Tcmp_k,n_min until
+    ``check`` accepts; raises if it never does (call only when T = inf is feasible)."""
+    accepted = check(0.0)
+    if accepted is not None:
+        return Bisection(0.0, 0.0, accepted)
+    table, n_min = model.options, model.instance.min_updated_layers
+    lower, upper = 0.0, max(float(table.compute_s[:, n_min - 1].max()), MIN_UPPER_S)
+    for _ in range(MAX_WIDENINGS):
+        accepted = check(upper)
+        if accepted is not None:
+            return Bisection(lower, upper, accepted)
+        lower, upper = upper, 2.0 * upper
+    raise RuntimeError(f"no accepted latency found up to {upper!r} s")
+
+
+def bisect(
+    start: Bisection,
+    check: Callable[[float], Choice | None],
+    deadline: Deadline | None = None,
+) -> Bisection:
+    """Bisect from ``start`` (infeasible at ``lower``, ``accepted`` at ``upper``) until
+    T_hi - T_lo <= TOLERANCE T_hi or ``deadline`` expires (``timed_out``)."""
+    lower, upper, accepted, rows = start.lower, start.upper, start.accepted, list(start.rows)
+    while upper - lower > TOLERANCE * upper:
+        if deadline is not None and deadline.expired:
+            return Bisection(lower, upper, accepted, rows, timed_out=True)
+        middle = 0.5 * (lower + upper)
+        found = check(middle)
+        if found is not None:
+            upper, accepted = middle, found
+        else:
+            lower = middle
+        rows.append(
+            {"iteration": len(rows) + 1, "T_lower_s": lower, "T_upper_s": upper,
+             "accepted": found is not None}
+        )
+    return Bisection(lower, upper, accepted, rows)
+
+
+def unreachable(model: TinyFELModel, method: str) -> Result:
+    """The infeasible Result when no selection works even at T = inf: the model's diagnosis,
+    else ``bandwidth`` (the knapsack rows together)."""
+    diagnosis = model.infeasibility()
+    if diagnosis is not None:
+        return infeasible_result(model, method, diagnosis.reason, diagnosis.message,
+                                 infeasible_details=diagnosis.details)
+    return infeasible_result(
+        model, method, "bandwidth",
+        "no selection meets the bandwidth, bias budget and min_selected rows together "
+        "even at unlimited latency (energy minimum bandwidths only)",
+    )
 
 
 def solve_bisection_mckp(
@@ -112,75 +213,30 @@ def solve_bisection_mckp(
     status ``time_limit`` (the bound stays valid); ``seed`` is unused (HiGHS is deterministic
     here)."""
     started = time.perf_counter()
+    deadline = Deadline(time_limit)
     table = model.options
-    if choose(model, np.where(table.available, table.energy_bandwidth_hz, np.inf)) is None:
-        diagnosis = model.infeasibility()
-        if diagnosis is not None:
-            return infeasible_result(
-                model,
-                "bisection_mckp",
-                diagnosis.reason,
-                diagnosis.message,
-                infeasible_details=diagnosis.details,
-            )
-        return infeasible_result(
-            model,
-            "bisection_mckp",
-            "bandwidth",
-            "no selection meets the bandwidth, bias budget and min_selected rows together "
-            "even at unlimited latency (energy minimum bandwidths only)",
-        )
+    if choose(model, energy_only(model)) is None:
+        return unreachable(model, "bisection_mckp")
 
     def check(T: float) -> Choice | None:
         return choose(model, table.min_bandwidth(T))
 
-    lower = 0.0
-    accepted = check(lower)
-    upper, rows = lower, []
-    timed_out = False
-    if accepted is None:
-        n_min = model.instance.min_updated_layers
-        upper = max(float(table.compute_s[:, n_min - 1].max()), MIN_UPPER_S)
-        for _ in range(MAX_WIDENINGS):
-            accepted = check(upper)
-            if accepted is not None:
-                break
-            lower, upper = upper, 2.0 * upper
-        else:
-            raise RuntimeError(f"no accepted latency found up to {upper!r} s")
-        while upper - lower > TOLERANCE * upper:
-            if time_limit is not None and time.perf_counter() - started >= time_limit:
-                timed_out = True
-                break
-            middle = 0.5 * (lower + upper)
-            found = check(middle)
-            if found is not None:
-                upper, accepted = middle, found
-            else:
-                lower = middle
-            rows.append(
-                {
-                    "iteration": len(rows) + 1,
-                    "T_lower_s": lower,
-                    "T_upper_s": upper,
-                    "accepted": found is not None,
-                }
-            )
-    selected, layers = accepted
-    bandwidth = equalise(model, selected, layers, start_s=upper)
+    found = bisect(bracket(model, check), check, deadline)
+    selected, layers = found.accepted
+    bandwidth = equalise(model, selected, layers, start_s=found.upper)
     if bandwidth is None:
         raise RuntimeError("the options accepted at T_hi do not fit the bandwidth budget")
     return make_result(
         model,
         "bisection_mckp",
-        Status.TIME_LIMIT if timed_out else Status.OPTIMAL,
+        Status.TIME_LIMIT if found.timed_out else Status.OPTIMAL,
         selected,
         layers,
         bandwidth,
-        bound_round_s=lower + table.downlink_s,
+        bound_round_s=found.lower + table.downlink_s,
         solver="highs",
         solver_version=highs_version(),
         solve_s=time.perf_counter() - started,
-        trace=pd.DataFrame(rows, columns=TRACE_COLUMNS),
-        termination="time_limit" if timed_out else "converged",
+        trace=pd.DataFrame(found.rows, columns=TRACE_COLUMNS),
+        termination="time_limit" if found.timed_out else "converged",
     )

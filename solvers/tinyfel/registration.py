@@ -1,6 +1,13 @@
-"""Declarations of every TinyFEL method (imported by the registry; no backend imports here)."""
+"""Declarations of every TinyFEL method (imported by the registry; no backend imports here).
+
+Each implementing module defines ``unsupported(model) -> str | None`` (why it cannot solve
+an instance), imported only when asked.
+"""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
 
 from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.solvers.registry import Capability as Cap
@@ -9,34 +16,124 @@ from edgeopt.solvers.tinyfel.common import empty_solution
 
 _PKG = "edgeopt.solvers.tinyfel"
 
+EXACT = frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT})
 
-def _linear_p1(model: TinyFELModel) -> str | None:
-    from edgeopt.solvers.tinyfel.bisection_mckp import unsupported
 
-    return unsupported(model)
+def _supports(module: str) -> Callable[[TinyFELModel], str | None]:
+    """``module.unsupported``, imported when first called."""
+
+    def check(model: TinyFELModel) -> str | None:
+        return importlib.import_module(f"{_PKG}.{module}").unsupported(model)
+
+    return check
 
 
 SPECS = (
     SolverSpec(
-        "bisection_mckp",
-        "tinyfel",
-        "exact",
-        f"{_PKG}.bisection_mckp:solve_bisection_mckp",
-        "bisection on the round latency with a multiple-choice knapsack MILP per step, HiGHS "
-        "(spec §5.1)",
-        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
-        backends=("highs",),
-        supports=_linear_p1,
+        "bisection_mckp", "tinyfel", "exact", f"{_PKG}.bisection_mckp:solve_bisection_mckp",
+        "P1: bisection on the round latency with a multiple-choice knapsack MILP per step, "
+        "HiGHS (spec §5.1)",
+        EXACT, backends=("highs",), supports=_supports("bisection_mckp"),
+    ),
+    SolverSpec(
+        "pareto_sweep", "tinyfel", "exact", f"{_PKG}.pareto:solve_pareto_sweep",
+        "P2 (total latency): walk the staircase of achievable bias levels, a P1 bisection per "
+        "step, HiGHS (spec §5.2)",
+        EXACT, backends=("highs",), supports=_supports("pareto"),
+        options={"full_staircase": "walk every Pareto point, no pruning (bool, default False; "
+                                   "the trace is then the whole staircase)"},
+    ),
+    SolverSpec(
+        "minlp_perspective", "tinyfel", "exact", f"{_PKG}.minlp:solve_minlp_perspective",
+        "P1 as one MINLP in perspective form (exact rate, rotated cones), Pyomo + SCIP (spec §5.3)",
+        EXACT, backends=("scip",), supports=_supports("minlp"),
+    ),
+    SolverSpec(
+        "brute_force", "tinyfel", "exact", f"{_PKG}.brute_force:solve_brute_force",
+        "every selection and option, each equalised exactly (P1 and P2; small instances only)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND}),
+        supports=_supports("brute_force"),
+    ),
+    SolverSpec(
+        "relaxation_expcone", "tinyfel", "relaxation", f"{_PKG}.relaxation:solve_relaxation_expcone",
+        "P1 convex relaxation (exponential cone) bisected on T: lower bound plus a rounded "
+        "point, cvxpy (spec §5.4)",
+        frozenset({Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("clarabel", "ecos", "scs"), supports=_supports("relaxation"),
+    ),
+    SolverSpec(
+        "bcd_admm", "tinyfel", "heuristic", f"{_PKG}.bcd_admm:solve_bcd_admm",
+        "the paper-style heuristic: block-coordinate descent over bandwidth, layers and an lp-box "
+        "ADMM selection block, with its trace (spec §5.5), plus our fixed-latency knapsack "
+        "polish when the blocks stall (option polish)",
+        frozenset({Cap.TIME_LIMIT}), supports=_supports("bcd_admm"),
+        options={
+            "max_iterations": "cap on outer BCD iterations (default 50)",
+            "init": "'all' (every eligible device at n_k^max, equal bandwidth; default) or "
+                    "'relaxation' (the rounded point of relaxation_expcone)",
+            "admm": "selection block: 'lp_box' (default) or 'nonconvex' (spec §5.5)",
+            "polish": "true (default; our addition: when the blocks stall, a Lagrangian "
+                      "knapsack and single/pair option moves at the current latency) or false "
+                      "(the spec's algorithm alone)",
+        },
+    ),
+    SolverSpec(
+        "baseline_full_model", "tinyfel", "baseline", f"{_PKG}.baselines:solve_full_model",
+        "traditional FEL: every device trains the whole model, equal bandwidth (spec §5.6)",
+        frozenset(), supports=_supports("baselines"),
+        options={"drop_memory_infeasible": "leave out devices without memory for the whole "
+                                           "model and split B over the rest (default false)"},
+    ),
+    SolverSpec(
+        "baseline_uniform_ratio", "tinyfel", "baseline", f"{_PKG}.baselines:solve_uniform_ratio",
+        "all eligible devices update the same number of top layers, the least meeting the bias "
+        "budget (spec §5.6)",
+        frozenset(), supports=_supports("baselines"),
+    ),
+    SolverSpec(
+        "baseline_random_selection", "tinyfel", "baseline", f"{_PKG}.baselines:solve_random_selection",
+        "devices added in a seeded random order at their deepest option until the budget holds "
+        "(spec §5.6)",
+        frozenset(), supports=_supports("baselines"),
+    ),
+    SolverSpec(
+        "baseline_channel_greedy", "tinyfel", "baseline", f"{_PKG}.baselines:solve_channel_greedy",
+        "devices added by descending channel gain at their deepest option until the budget holds "
+        "(spec §5.6)",
+        frozenset(), supports=_supports("baselines"),
+    ),
+    SolverSpec(
+        "baseline_equal_bandwidth", "tinyfel", "baseline", f"{_PKG}.baselines:solve_equal_bandwidth",
+        "B/m to each of m selected devices, best m; options by a search over the finishing "
+        "times with an exact knapsack check per step (it separates: sorting) (spec §5.6)",
+        frozenset(), supports=_supports("baselines"),
     ),
 )
 
+BASELINES = tuple(spec.method for spec in SPECS if spec.kind == "baseline")
+
 
 def choose(model: TinyFELModel, kind: str, backend: str | None) -> str:
-    """Default method for a kind ('exact', ...) and backend."""
+    """Default method for a kind ('exact', 'relaxation', 'heuristic') and backend."""
     if kind == "exact":
-        return "bisection_mckp"
-    names = ", ".join(spec.method for spec in SPECS)
-    raise ValueError(f"kind {kind!r} has no method for tinyfel yet; implemented: {names}")
+        if model.total_latency:
+            return "pareto_sweep"
+        if backend == "scip":
+            return "minlp_perspective"
+        linear = _supports("bisection_mckp")(model) is None
+        if backend == "highs" and not linear:
+            raise ValueError(
+                "HiGHS's exact method needs the linear bias form and unnormalised aggregation: "
+                "use solver='scip' (minlp_perspective)"
+            )
+        return "bisection_mckp" if linear else "minlp_perspective"
+    if kind == "relaxation":
+        return "relaxation_expcone"
+    if kind == "heuristic":
+        return "bcd_admm"
+    raise ValueError(
+        f"kind {kind!r} has no default method for tinyfel; name a method: {', '.join(BASELINES)}"
+    )
 
 
 TINYFEL_SOLVERS = ModelSolvers("tinyfel", SPECS, choose, empty_solution)

@@ -1,0 +1,1 @@
+"""Per-model derivations of the convergence terms, as checkable steps."""

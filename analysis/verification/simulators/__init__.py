@@ -1,0 +1,1 @@
+"""NumPy simulators of the learning processes the models' bounds assume."""

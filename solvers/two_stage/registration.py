@@ -1,0 +1,111 @@
+"""Declarations of every two-stage method (imported by the registry; no backend imports here).
+
+Each implementing module defines ``unsupported(model) -> str | None`` (why it cannot solve
+an instance), imported only when asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers.registry import Capability as Cap
+from edgeopt.solvers.registry import ModelSolvers, SolverSpec
+
+_PKG = "edgeopt.solvers.two_stage"
+
+
+def _supports(module: str) -> Callable[[TwoStageModel], str | None]:
+    """``module.unsupported``, imported when first called."""
+
+    def check(model: TwoStageModel) -> str | None:
+        return importlib.import_module(f"{_PKG}.{module}").unsupported(model)
+
+    return check
+
+
+_SCA_OPTIONS = {
+    "max_iterations": "SCA iterations per cell (default 200)",
+    "tolerance": "relative change of the objective that stops the SCA (default 1e-9)",
+}
+
+
+def _baseline(name: str, description: str, options: dict[str, str] | None = None) -> SolverSpec:
+    return SolverSpec(
+        f"baseline_{name}", "two_stage", "baseline", f"{_PKG}.baselines:solve_{name}",
+        description, frozenset(), supports=_supports("baselines"), options=options or {},
+    )
+
+
+SPECS = (
+    SolverSpec(
+        "exact", "two_stage", "exact", f"{_PKG}.exact:solve_exact",
+        "global optimum over (M, N): cells visited by increasing valid lower bound, block "
+        "bounds prune, each open cell's convex program (Clarabel) then its integer batches "
+        "(SCIP or the staircase search) (spec §6.1)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("scip",), supports=_supports("exact"),
+    ),
+    SolverSpec(
+        "relaxation", "two_stage", "relaxation", f"{_PKG}.relaxation:solve_relaxation",
+        "continuous batches in every cell (exponential-cone program), valid lower bound over "
+        "all cells, floor-rounded best cell (spec §6.3)",
+        frozenset({Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        backends=("clarabel", "ecos", "scipy"), supports=_supports("relaxation"),
+    ),
+    SolverSpec(
+        "sca_grid", "two_stage", "heuristic", f"{_PKG}.sca:solve_sca_grid",
+        "the paper's method: successive convex approximation in the original variables per "
+        "cell, 2-D search over (M, N), floor rounding (spec §6.4)",
+        frozenset({Cap.TIME_LIMIT}), backends=("clarabel", "ecos"), supports=_supports("sca"),
+        options={
+            "rounding": "floor (default) | floor_fill",
+            "search": "grid (default: cells skipped by valid bounds, same value as every cell) "
+                      "| full (SCA in every cell, for heat maps)",
+            **_SCA_OPTIONS,
+        },
+    ),
+    SolverSpec(
+        "coarse_to_fine", "two_stage", "heuristic", f"{_PKG}.coarse_to_fine:solve_coarse_to_fine",
+        "every s-th cell, then every cell near the best three coarse cells (spec §6.4)",
+        frozenset({Cap.TIME_LIMIT}), backends=("clarabel", "ecos"),
+        supports=_supports("coarse_to_fine"),
+        options={
+            "rounding": "floor_fill (default) | floor",
+            "stride": "coarse stride s (default max(1, floor(max(M_max, N_max)/20)))",
+            **_SCA_OPTIONS,
+        },
+    ),
+    _baseline("finetune_only", "no pre-training (M = 0), the rest optimised (spec §6.5)"),
+    _baseline("equal_rounds", "M = N (option: a fixed ratio M/N), the rest optimised (spec §6.5)",
+              {"ratio": "M/N (default 1)"}),
+    _baseline("fixed_batch", "batches fixed at 32 (option: batch), (M, N) chosen with the "
+              "minimum-energy oracle (spec §6.5)", {"batch": "samples per batch (default 32)"}),
+    _baseline("split_budget", "each stage gets its own share of the energy and delay budgets "
+              "(option: share) (spec §6.5)",
+              {"share": "pre-training's share of E_max and T_max (default 0.5)"}),
+    _baseline("max_resource", "maximum clocks and powers every round, batches and (M, N) "
+              "optimised under the resulting linear costs (spec §6.5)"),
+)
+
+BASELINES = tuple(spec.method for spec in SPECS if spec.kind == "baseline")
+
+
+def choose(model: TwoStageModel, kind: str, backend: str | None) -> str:
+    """Default method for a kind ('exact', 'relaxation', 'heuristic')."""
+    defaults = {"exact": "exact", "relaxation": "relaxation", "heuristic": "sca_grid"}
+    if kind in defaults:
+        return defaults[kind]
+    raise ValueError(
+        f"kind {kind!r} has no default method for two_stage; name a method: {', '.join(BASELINES)}"
+    )
+
+
+def empty_solution(model: TwoStageModel) -> dict[str, Any]:
+    """The canonical fields of an infeasible solution (spec §3.4)."""
+    return model.empty_solution()
+
+
+TWO_STAGE_SOLVERS = ModelSolvers("two_stage", SPECS, choose, empty_solution)

@@ -1,0 +1,330 @@
+"""Two-stage ``exact`` (spec §6.1) and the integer cell solvers (§5.4): known answers of §7,
+SCIP == staircase == branch and bound, pruning == no pruning, monotonicity in the budgets,
+time-limit honesty and infeasible reports, checked with the model's evaluator."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers import Status, solve, verify
+from edgeopt.solvers.two_stage import exact as exact_module
+from edgeopt.solvers.two_stage.bounds import CellBounds
+from edgeopt.solvers.two_stage.cell import CellPrograms
+from edgeopt.solvers.two_stage.exact import solve_exact
+from edgeopt.solvers.two_stage.integer import (
+    CellVector,
+    branch_and_bound,
+    lagrangian_prefix_bound,
+    round_relaxed,
+    scip_cell,
+    staircase,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def load(name: str) -> TwoStageModel:
+    return TwoStageModel.from_file(DATA / f"two_stage_{name}.json")
+
+
+def with_learning(model: TwoStageModel, **changes) -> TwoStageModel:
+    return model.with_changes(learning={**model.to_dict()["learning"], **changes})
+
+
+def random_two_stage(rng: np.random.Generator, devices: int, rounds: tuple[int, int],
+                     cap: int = 16) -> TwoStageModel:
+    """A small random fleet of the §8 cell whose budgets bind: T_max is 0.7-1.1 of the least
+    delay of the largest cell at the caps, E_max 0.3-1 of that cell's least energy."""
+    doc = TwoStageModel.preset("default", devices=devices,
+                               seed=int(rng.integers(1 << 30))).to_dict()
+    doc["server"]["max_batch"] = int(rng.integers(4, 2 * cap))
+    doc["server"]["max_clock_hz"] = float(rng.uniform(0.5e9, 5e9))
+    for device in doc["devices"]:
+        device["max_batch"] = int(rng.integers(2, cap))
+        device["max_clock_hz"] = float(rng.uniform(0.2e9, 1e9))
+    doc["max_pretrain_rounds"], doc["max_finetune_rounds"] = rounds
+    doc["learning"].update(initial_gap=float(rng.uniform(0.02, 0.3)),
+                           grad_variance=float(rng.uniform(4, 40)),
+                           shift=float(rng.uniform(0.2, 2.0)))
+    caps = (doc["server"]["max_batch"], [d["max_batch"] for d in doc["devices"]])
+    model = TwoStageModel.from_dict(doc)
+    slowest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
+    doc["delay_budget_s"] = float(slowest.min_delay_s * rng.uniform(0.7, 1.1))
+    model = TwoStageModel.from_dict(doc)
+    cheapest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
+    if not math.isfinite(cheapest.energy_j):
+        cheapest = model.min_energy(*rounds, *caps, delay_budget_s=1e6)
+    doc["energy_budget_j"] = float(cheapest.energy_j * rng.uniform(0.3, 1.0))
+    return TwoStageModel.from_dict(doc)
+
+
+def brute_force_integer(model: TwoStageModel, M: int, N: int) -> float:
+    """min Q over every integer batch vector of the cell (oracle per point): tiny caps only."""
+    vector = CellVector(model, M, N)
+    best = math.inf
+    for x in itertools.product(*(range(1, int(c) + 1) for c in vector.cap)):
+        q = vector.q(x)
+        if q < best and model.min_energy(M, N, *vector.split(x)).feasible:
+            best = q
+    return best
+
+
+def checked(model: TwoStageModel, result):
+    """The result re-verified by the model's evaluator (as ``solve`` does)."""
+    out = verify(model, result)
+    assert out.verified, out.message
+    return out
+
+
+# ---- known answers of §7 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delta", "variant", "cell", "value"),
+    [
+        (0.0, "squared_shift", (10, 10), 0.11875),
+        (0.3, "squared_shift", (10, 10), 0.16375),
+        (0.5, "squared_shift", (0, 10), 0.225),
+        (0.1, "linear_shift", (10, 10), 0.20925),
+        (0.3, "linear_shift", (0, 10), 0.225),
+    ],
+)
+def test_t1_optimum_at_the_caps_for_each_shift(delta, variant, cell, value):
+    model = with_learning(load("t1"), shift=delta, bound=variant, grad_bound=1.0)
+    result = checked(model, solve_exact(model))
+    doc = result.to_dict()
+    assert result.status is Status.OPTIMAL
+    assert (doc["pretrain_rounds"], doc["finetune_rounds"]) == cell
+    assert result.objective == pytest.approx(value, rel=1e-9)
+    assert doc["pretrain_batch"] == (8 if cell[0] else 0) and doc["finetune_batch"] == [4]
+    assert value * (1 - 1e-6) <= result.bound <= result.objective
+
+
+def test_t2_exact_optimum_and_canonical_resources_match_section_3_4():
+    model = load("t2")
+    result = solve(model, "exact")  # registry path: evaluator-verified
+    doc = result.to_dict()
+    assert result.status is Status.OPTIMAL and result.verified
+    assert result.objective == pytest.approx(0.2353960511, rel=1e-9)
+    assert result.bound <= result.objective
+    assert (result.objective - result.bound) <= 1e-6 * result.objective
+    assert (doc["pretrain_rounds"], doc["finetune_rounds"]) == (4, 6)
+    assert doc["pretrain_batch"] == 84 and doc["finetune_batch"] == [41]
+    assert doc["server_clock_hz"] == pytest.approx(3.97633136e9, rel=1e-8)
+    assert doc["device_clock_hz"] == [1e9] and doc["power_w"] == [0.1]
+    assert doc["energy_j"] == pytest.approx(5.61856692693, rel=1e-9)
+    assert doc["delay_s"] == pytest.approx(3.905, rel=1e-12)
+    assert doc["model"] == "two_stage" and doc["method"] == "exact"
+    # every §3.4 field is there with its JSON type
+    for key in ("status", "objective", "bound", "pretrain_rounds", "finetune_rounds",
+                "pretrain_batch", "finetune_batch", "server_clock_hz", "device_clock_hz",
+                "power_w", "energy_j", "delay_s", "method", "solver", "wall_time_s"):
+        assert key in doc
+    assert isinstance(doc["pretrain_rounds"], int) and isinstance(doc["finetune_batch"][0], int)
+
+
+def test_t3_pure_pretraining_cube_root_optimum():
+    model = load("t3")
+    result = checked(model, solve_exact(model, integer="bnb"))
+    doc = result.to_dict()
+    assert result.status is Status.OPTIMAL
+    assert (doc["pretrain_rounds"], doc["finetune_rounds"], doc["pretrain_batch"]) == (29, 0, 16)
+    assert result.objective == pytest.approx(0.1714655172, rel=1e-9)
+    assert doc["energy_j"] == pytest.approx(0.0099897344, rel=1e-8)
+    assert doc["server_clock_hz"] == pytest.approx(4.64e8, rel=1e-9)
+    assert doc["finetune_batch"] == [0] and doc["device_clock_hz"] == [0.0]
+
+
+@pytest.mark.parametrize("method", ["bnb", "scip", "staircase"])
+def test_t4_cell_20_10_integer_optimum(method):
+    model = load("t4")
+    caps = CellBounds(model).caps(20, 10)
+    if method == "bnb":
+        search = branch_and_bound(model, 20, 10, CellPrograms(model), caps=caps)
+        point, complete = search.point, search.complete
+        assert search.bound <= point.q and search.bound >= point.q * (1 - 1e-9)
+    elif method == "scip":
+        search = scip_cell(model, 20, 10, caps=caps)
+        point, complete = search.point, search.complete
+    else:
+        programs = CellPrograms(model)
+        relaxed = programs.solve(20, 10)
+        start = round_relaxed(model, 20, 10, relaxed.D, relaxed.B, "floor_fill")
+        lower = lagrangian_prefix_bound(programs.data, 20, 10, relaxed, caps)
+        point, complete = staircase(model, 20, 10, cutoff=start.q * (1 + 1e-12), caps=caps,
+                                    lower=lower)
+    assert complete
+    assert (point.D, point.B) == (226, (128, 96))
+    assert point.q == pytest.approx(0.13406849, rel=1e-7)
+    psi = float(model.bound(20, 10, point.D, list(point.B)))
+    assert psi == pytest.approx((93.8 + 2 * point.q) / 30, rel=1e-12)
+    assert psi == pytest.approx(3.1356046, rel=1e-7)
+
+
+def test_t4_rounding_rules_and_canonical_resources():
+    model = load("t4")
+    relaxed = CellPrograms(model).solve(20, 10)
+    floor = round_relaxed(model, 20, 10, relaxed.D, relaxed.B, "floor")
+    assert (floor.D, floor.B) == (226, (128, 94))
+    assert floor.q == pytest.approx(0.13462257, rel=1e-7)
+    solution = model.solution(20, 10, 226, [128, 96])
+    assert solution["server_clock_hz"] == pytest.approx(2.2109e9, rel=1e-4)
+    assert solution["device_clock_hz"][1] == 1e9 and solution["power_w"][1] == 0.1
+    assert solution["power_w"][0] == pytest.approx(0.017313, rel=1e-4)
+    assert solution["energy_j"] == pytest.approx(2.99733, rel=1e-5)
+
+
+def test_t2_floor_fill_reaches_84():
+    model = load("t2")
+    relaxed = CellPrograms(model).solve(4, 6)
+    assert (round_relaxed(model, 4, 6, relaxed.D, relaxed.B, "floor").D,
+            round_relaxed(model, 4, 6, relaxed.D, relaxed.B, "floor_fill").D) == (82, 84)
+
+
+# ---- cross-checks between the integer methods and a brute force ------------------------------
+
+
+def test_scip_staircase_bnb_and_brute_force_agree_on_random_small_cells():
+    rng = np.random.default_rng(11)
+    checked_cells = 0
+    for _ in range(24):
+        model = random_two_stage(rng, int(rng.integers(1, 3)), (4, 4), cap=8)
+        M, N = int(rng.integers(0, 5)), int(rng.integers(0, 5))
+        if M + N == 0 or not CellVector(model, M, N).feasible(
+                np.ones(CellVector(model, M, N).size, int)):
+            continue
+        caps = CellBounds(model).caps(M, N)
+        truth = brute_force_integer(model, M, N)
+        a = branch_and_bound(model, M, N, CellPrograms(model), caps=caps)
+        b = scip_cell(model, M, N, caps=caps)
+        c, done = staircase(model, M, N, caps=caps)
+        assert a.complete and b.complete and done
+        for q in (a.point.q, b.point.q, c.q):
+            assert q == pytest.approx(truth, rel=1e-12)
+        assert a.bound <= truth * (1 + 1e-12)
+        checked_cells += 1
+    assert checked_cells >= 8
+
+
+def test_quick_feasibility_decisions_match_the_oracle_near_the_boundary():
+    rng = np.random.default_rng(5)
+    model = TwoStageModel.preset("default", devices=4, seed=3, max_pretrain_rounds=300,
+                                 max_finetune_rounds=60)
+    programs = CellPrograms(model)
+    decided = 0
+    for _ in range(6):
+        M, N = int(rng.integers(0, 300)), int(rng.integers(1, 60))
+        relaxed = programs.solve(M, N)
+        if not relaxed.solved:
+            continue
+        vector = CellVector(model, M, N)
+        base = np.floor(np.array(([relaxed.D] if M else []) + list(relaxed.B)))
+        for _ in range(8):
+            x = np.clip(base + rng.integers(-1, 3, base.size), 1, vector.cap).astype(int)
+            D, B = vector.split(x)
+            answer = vector.decide(D, np.array(B, float))
+            truth = model.min_energy(M, N, D, np.array(B, float)).feasible
+            if answer is not None:
+                decided += 1
+                assert answer == truth
+    assert decided >= 30
+
+
+# ---- the search ------------------------------------------------------------------------------
+
+
+def test_pruning_changes_nothing_on_random_small_grids():
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        model = random_two_stage(rng, int(rng.integers(1, 3)), (4, 4), cap=10)
+        pruned = checked(model, solve_exact(model))
+        full = checked(model, solve_exact(model, prune=False))
+        assert pruned.status is Status.OPTIMAL and full.status is Status.OPTIMAL
+        assert pruned.objective == pytest.approx(full.objective, rel=1e-9)
+        stats, every = pruned.extras["pruning"], full.extras["pruning"]
+        assert stats["integer_solves"] <= every["integer_solves"]
+        assert every["closed_by_block_bound"] == every["closed_by_cell_bound"] == 0
+
+
+def test_exact_is_never_above_a_brute_force_over_all_cells():
+    rng = np.random.default_rng(21)
+    model = random_two_stage(rng, 1, (3, 3), cap=6)
+    values = []
+    for M, N in itertools.product(range(4), range(4)):
+        if M + N and CellVector(model, M, N).feasible(np.ones(CellVector(model, M, N).size, int)):
+            values.append(float(model.coefficients.a0 + model.coefficients.a1 * M
+                                + model.coefficients.a2 * brute_force_integer(model, M, N))
+                          / (M + N))
+    result = checked(model, solve_exact(model))
+    assert result.objective == pytest.approx(min(values), rel=1e-12)
+
+
+@pytest.mark.parametrize("budget", ["energy_budget_j", "delay_budget_s"])
+def test_exact_optimum_does_not_rise_with_a_budget(budget):
+    rng = np.random.default_rng(3 if budget == "energy_budget_j" else 4)
+    for _ in range(2):
+        model = random_two_stage(rng, 2, (4, 4), cap=10)
+        base = model.to_dict()[budget]
+        values = [solve_exact(model.with_changes(**{budget: base * f})).objective
+                  for f in (0.8, 1.0, 1.3)]
+        finite = [v for v in values if v is not None]
+        assert all(b <= a * (1 + 1e-9) for a, b in zip(finite, finite[1:]))
+
+
+def test_time_limit_reports_incumbent_and_a_valid_bound():
+    model = TwoStageModel.preset("default", devices=20, seed=1, max_pretrain_rounds=1000,
+                                 max_finetune_rounds=1000)
+    stopped = solve_exact(model, time_limit=0.5)
+    assert stopped.status is Status.TIME_LIMIT
+    assert stopped.bound is not None
+    if stopped.objective is not None:
+        checked(model, stopped)
+        assert stopped.bound <= stopped.objective
+    relaxed = solve(model, "relaxation")
+    # any valid bound is below every feasible point, e.g. the relaxation's rounded point
+    assert stopped.bound <= relaxed.objective * (1 + 1e-9)
+
+
+def test_infeasible_delay_and_energy_are_reported_with_the_missing_amounts():
+    t2 = load("t2")
+    slow = t2.with_changes(delay_budget_s=0.001)
+    result = solve(slow, "exact")
+    doc = result.to_dict()
+    assert result.status is Status.INFEASIBLE and result.infeasible_reason == "delay"
+    assert doc["objective"] is None and doc["bound"] is None and doc["finetune_batch"] == []
+    assert doc["pretrain_rounds"] is None and doc["server_clock_hz"] is None
+    direct = solve_exact(slow)
+    assert direct.status is Status.INFEASIBLE and direct.infeasible_reason == "delay"
+    assert direct.extras["min_delay_s"] == pytest.approx(min(1e7 / 4e9, 1e7 / 1e9 + 0.1),
+                                                         rel=1e-9)
+    assert "delay budget" in direct.message
+    poor = t2.with_changes(energy_budget_j=1e-9)
+    direct = solve_exact(poor)
+    assert direct.status is Status.INFEASIBLE and direct.infeasible_reason == "energy"
+    assert direct.extras["min_energy_j"] > 1e-9 and "energy budget" in direct.message
+
+
+def test_bad_options_name_the_allowed_values():
+    model = load("t2")
+    with pytest.raises(ValueError, match="integer = 'fast'.*auto, bnb, scip, staircase"):
+        solve_exact(model, integer="fast")
+    with pytest.raises(ValueError, match="K <= 2"):
+        solve_exact(TwoStageModel.preset("default", devices=3, max_pretrain_rounds=2,
+                                         max_finetune_rounds=2), integer="staircase")
+    with pytest.raises(ValueError, match="backend = 'scs'"):
+        solve_exact(model, backend="scs")
+
+
+def test_per_round_channels_are_not_supported():
+    doc = load("t2").to_dict()
+    doc["devices"][0]["channel_gain_schedule"] = [1.023e-11, 2e-11, 1e-11, 1e-11, 1e-11, 1e-11]
+    model = TwoStageModel.from_dict(doc)
+    assert "per_round" in exact_module.unsupported(model)
+    with pytest.raises(ValueError, match="does not apply"):
+        solve_exact(model)
