@@ -111,7 +111,9 @@ def verify(model: Any, result: Result) -> Result:
         return result.replace(**changes)
     claimed, checked = result.objective, evaluation.objective
     scale = max(1.0, abs(checked or 0.0))
-    matches = claimed is not None and checked is not None and abs(claimed - checked) <= OBJECTIVE_MATCH * scale
+    matches = bool(
+        claimed is not None and checked is not None and abs(claimed - checked) <= OBJECTIVE_MATCH * scale
+    )
     changes["verified"] = matches
     if not matches:
         changes.update(

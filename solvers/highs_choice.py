@@ -13,6 +13,9 @@ from scipy import sparse
 
 INFINITY = highspy.kHighsInf
 
+FEASIBLE_POINT = 2
+"""HiGHS's ``primal_solution_status`` of a feasible point (kSolutionStatusFeasible)."""
+
 
 class HighsStopped(RuntimeError):
     """HiGHS stopped (time limit or numerical trouble) before deciding feasibility."""
@@ -34,11 +37,13 @@ def solve_choice(
     time_limit: float | None = None,
     seed: int | None = None,
     options: dict[str, float] | None = None,
+    first_found: bool = False,
 ) -> np.ndarray | None:
     """min cost.x s.t. sum of x over each device's columns = 1, lower[r] <= rows[r].x <= upper[r],
     x binary. ``device[j]`` owns column j. Returns the column values, ``None`` when HiGHS proves
     infeasibility, raises :class:`HighsStopped` otherwise. ``time_limit`` is in seconds;
-    ``options`` are further HiGHS options (tolerances)."""
+    ``options`` are further HiGHS options (tolerances). ``first_found``: a feasibility question,
+    stop at the first integer point (any point is an answer; the cost only guides the search)."""
     n = len(device)
     n_rows = n_devices + len(rows)
     row_index = np.concatenate([device] + [np.full(n, n_devices + r) for r in range(len(rows))])
@@ -67,6 +72,8 @@ def solve_choice(
         settings["time_limit"] = float(time_limit)
     if seed is not None:
         settings["random_seed"] = int(seed)
+    if first_found:
+        settings.setdefault("mip_max_improving_sols", 1)
     for name, value in settings.items():
         highs.setOptionValue(name, value)
     highs.passModel(lp)
@@ -74,8 +81,14 @@ def solve_choice(
     status = highs.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         return None
-    if status != highspy.HighsModelStatus.kOptimal:
+    model_status = highspy.HighsModelStatus
+    answered = {model_status.kOptimal}
+    if first_found:
+        answered |= {model_status.kSolutionLimit, model_status.kObjectiveBound}
+    if status not in answered:
         raise HighsStopped(f"HiGHS stopped with {highs.modelStatusToString(status)}")
+    if highs.getInfo().primal_solution_status != FEASIBLE_POINT:
+        return None  # stopped by the objective bound before any point: none exists
     return np.asarray(highs.getSolution().col_value)
 
 

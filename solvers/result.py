@@ -125,7 +125,7 @@ class Result:
             "termination": self.termination,
             "solver_version": self.solver_version,
             "seed": self.seed,
-            "verified": self.verified,
+            "verified": None if self.verified is None else bool(self.verified),
         }
         document.update({k: v for k, v in optional.items() if v is not None})
         document.update(self.extras)

@@ -35,7 +35,7 @@ from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.solvers.edgesplit.common import Deadline
 from edgeopt.solvers.highs_choice import INFINITY, chosen_columns, highs_version, solve_choice
 from edgeopt.solvers.result import Result, Status
-from edgeopt.solvers.tinyfel.common import equalise, infeasible_result, make_result
+from edgeopt.solvers.tinyfel.common import equalise, finish_times, infeasible_result, make_result
 
 TOLERANCE = 1e-10
 """Stop when T_hi - T_lo <= TOLERANCE * T_hi (spec §5.1)."""
@@ -86,8 +86,10 @@ def choose(
     The coverage row is Phi [+ N] <= ``bias_limit`` [unit of G^2] (default: the instance's
     epsilon0; ``math.inf``: no coverage row), tightened by ``margin`` [unit of G^2];
     ``include_noise`` (default: the instance's ``include_noise_in_budget``) adds N(a).
-    ``objective`` is 'bandwidth' (least sum b-hat / B: the answer with most slack) or 'bias'
-    (least Phi + N, the noise always counted: the pareto sweep's step).
+    ``objective`` is 'bandwidth' (least sum b-hat / B: the answer with most slack), 'bias'
+    (least Phi + N, the noise always counted: the pareto sweep's step) or 'feasible' (any
+    point: HiGHS maximises coverage, prunes every node whose coverage bound misses the
+    budget and stops at the first point; proving "none" is the bisection's costly step).
 
     Returns the cheapest (a, n) meeting the bandwidth, coverage and count rows, or ``None``.
     """
@@ -117,13 +119,19 @@ def choose(
         if not noisy:
             gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
         weights = -gain
-    elif objective == "bandwidth":
+    elif objective == "bandwidth" or (objective == "feasible" and not math.isfinite(limit)):
         weights = cost
+    elif objective == "feasible":
+        weights = -gain
     else:
-        raise ValueError(f"objective = {objective!r}: must be 'bandwidth' or 'bias'")
-    tolerances = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
-                  "mip_feasibility_tolerance": HIGHS_TOLERANCE}
-    x = solve_choice(device, K, weights, rows, lower, upper, options=tolerances)
+        raise ValueError(f"objective = {objective!r}: must be 'bandwidth', 'bias' or 'feasible'")
+    settings = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
+                "mip_feasibility_tolerance": HIGHS_TOLERANCE}
+    first_found = objective == "feasible"
+    if first_found and math.isfinite(limit):
+        settings["objective_bound"] = -(required + margin) + HIGHS_TOLERANCE
+    x = solve_choice(device, K, weights, rows, lower, upper, options=settings,
+                     first_found=first_found)
     if x is None:
         return None
     pick = chosen_columns(device, K, x)
@@ -146,6 +154,7 @@ class Bisection:
     accepted: Choice
     rows: list[dict] = field(default_factory=list)
     timed_out: bool = False
+    from_heuristic: bool = False
 
 
 def bracket(model: TinyFELModel, check: Callable[[float], Choice | None]) -> Bisection:
@@ -168,24 +177,65 @@ def bisect(
     start: Bisection,
     check: Callable[[float], Choice | None],
     deadline: Deadline | None = None,
+    achieved: Callable[[Choice], float | None] | None = None,
 ) -> Bisection:
     """Bisect from ``start`` (infeasible at ``lower``, ``accepted`` at ``upper``) until
-    T_hi - T_lo <= TOLERANCE T_hi or ``deadline`` expires (``timed_out``)."""
+    T_hi - T_lo <= TOLERANCE T_hi or ``deadline`` expires (``timed_out``).
+
+    ``achieved(choice)`` [s]: the latency an accepted choice reaches once its bandwidths are
+    equalised (<= the T it was accepted at, >= T*). With it, T_hi drops to that latency and
+    halving steps alternate with probes just below T_hi (T_hi (1 - TOLERANCE/2)): an
+    infeasible probe ends the search at once, a feasible one is a strictly better choice.
+    Proving infeasibility close to T* is what costs HiGHS time; the probes need one such
+    proof where halving needs about log2(gap / TOLERANCE).
+    """
     lower, upper, accepted, rows = start.lower, start.upper, start.accepted, list(start.rows)
+    probe = achieved is not None and start.from_heuristic
     while upper - lower > TOLERANCE * upper:
         if deadline is not None and deadline.expired:
             return Bisection(lower, upper, accepted, rows, timed_out=True)
-        middle = 0.5 * (lower + upper)
+        middle = upper * (1.0 - 0.5 * TOLERANCE) if probe else 0.5 * (lower + upper)
         found = check(middle)
         if found is not None:
+            reached = achieved(found) if achieved is not None else None
             upper, accepted = middle, found
+            if reached is not None and lower < reached < middle:
+                upper = reached
         else:
             lower = middle
+        probe = achieved is not None and not probe
         rows.append(
             {"iteration": len(rows) + 1, "T_lower_s": lower, "T_upper_s": upper,
              "accepted": found is not None}
         )
     return Bisection(lower, upper, accepted, rows)
+
+
+def warm_start(model: TinyFELModel) -> Bisection | None:
+    """T_lo = 0 and T_hi = the equalised latency [s] of the ``bcd_admm`` point (``None`` if
+    the heuristic finds none). Only the incumbent comes from the heuristic; every bound
+    still comes from a HiGHS infeasibility proof."""
+    from edgeopt.solvers.tinyfel.bcd_admm import solve_bcd_admm
+
+    heuristic = solve_bcd_admm(model)
+    if heuristic.objective is None or not heuristic.status.has_point:
+        return None
+    choice = (np.asarray(heuristic.solution["selected"], dtype=bool),
+              np.asarray(heuristic.solution["updated_layers"], dtype=int))
+    latency = equalised_latency(model, choice)
+    if latency is None or latency <= 0.0:
+        return None
+    return Bisection(0.0, latency, choice, from_heuristic=True)
+
+
+def equalised_latency(model: TinyFELModel, choice: Choice) -> float | None:
+    """The round latency [s] (without T_dl) of ``choice`` with equalised bandwidths, or
+    ``None`` if they do not fit."""
+    selected, layers = choice
+    bandwidth = equalise(model, selected, layers)
+    if bandwidth is None:
+        return None
+    return float(finish_times(model, selected, layers, bandwidth)["finish_s"].max(initial=0.0))
 
 
 def unreachable(model: TinyFELModel, method: str) -> Result:
@@ -208,10 +258,14 @@ def solve_bisection_mckp(
     backend: str | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
+    warm: bool = True,
 ) -> Result:
     """Exact P1 with a proven bound (spec §5.1). ``time_limit`` [s] stops the bisection with
     status ``time_limit`` (the bound stays valid); ``seed`` is unused (HiGHS is deterministic
-    here)."""
+    here). ``warm``: start from the ``bcd_admm`` heuristic's point as T_hi (spec §5.1 allows
+    any heuristic), so that one infeasibility proof just below it often ends the search."""
+    if not isinstance(warm, bool):
+        raise ValueError(f"warm = {warm!r}: must be True or False")
     started = time.perf_counter()
     deadline = Deadline(time_limit)
     table = model.options
@@ -219,9 +273,12 @@ def solve_bisection_mckp(
         return unreachable(model, "bisection_mckp")
 
     def check(T: float) -> Choice | None:
-        return choose(model, table.min_bandwidth(T))
+        return choose(model, table.min_bandwidth(T), objective="feasible")
 
-    found = bisect(bracket(model, check), check, deadline)
+    start = warm_start(model) if warm else None
+    if start is None:
+        start = bracket(model, check)
+    found = bisect(start, check, deadline, lambda c: equalised_latency(model, c))
     selected, layers = found.accepted
     bandwidth = equalise(model, selected, layers, start_s=found.upper)
     if bandwidth is None:
