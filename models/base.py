@@ -47,6 +47,9 @@ class Infeasibility:
     reason: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    solution_fields: dict[str, Any] = field(default_factory=dict)
+    """Fields the model's solution format puts at the top level of an infeasible solution
+    (two_stage §3.4: ``min_delay_s``, ``min_energy_j``)."""
 
 
 @dataclass(frozen=True)

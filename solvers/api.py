@@ -73,7 +73,7 @@ def solve(
             message=infeasible.message,
             infeasible_reason=infeasible.reason,
             solver=backend,
-            extras={"infeasible_details": infeasible.details},
+            extras={"infeasible_details": infeasible.details, **infeasible.solution_fields},
         )
     else:
         run = spec.load()

@@ -55,7 +55,9 @@ def diagnose(model: TwoStageModel) -> Infeasibility | None:
     min_delay = min(c["min_delay_s"] for c in cells.values())
     energies = [c["min_energy_j"] for c in cells.values() if np.isfinite(c["min_energy_j"])]
     min_energy_j = min(energies) if energies else None
-    details = {"min_delay_s": min_delay, "min_energy_j": min_energy_j, "cells": cells}
+    details = {"min_delay_s": min_delay, "min_energy_j": min_energy_j,
+               "cells": {f"M={m},N={n}": values for (m, n), values in cells.items()}}
+    fields = {"min_delay_s": min_delay, "min_energy_j": min_energy_j}
     if min_energy_j is None:
         needs = " or ".join(f"{c['min_delay_s']:.6g} s needed for {label[cell]}" for cell, c in
                             cells.items())
@@ -68,6 +70,7 @@ def diagnose(model: TwoStageModel) -> Infeasibility | None:
             "delay",
             f"delay budget {T:.6g} s < {needs}{slowest}: missing {min_delay - T:.6g} s",
             {**details, "constraint": "delay_budget_s", "missing_s": min_delay - T},
+            fields,
         )
     if min_energy_j > E:
         cell = min((c for c in cells if np.isfinite(cells[c]["min_energy_j"])),
@@ -77,6 +80,7 @@ def diagnose(model: TwoStageModel) -> Infeasibility | None:
             f"energy budget {E:.6g} J < {min_energy_j:.6g} J needed for {label[cell]} at batch "
             f"1 using the whole delay budget: missing {min_energy_j - E:.6g} J",
             {**details, "constraint": "energy_budget_j", "missing_j": min_energy_j - E,
-             "cell": cell},
+             "cell": list(cell)},
+            fields,
         )
     return None

@@ -70,9 +70,6 @@ from edgeopt.models.two_stage.derived import (
     upload_energy_slope,
 )
 
-BACKENDS = ("clarabel", "ecos", "scipy")
-"""Backends of the relaxed cell solve (cvxpy + Clarabel or ECOS; SciPy SLSQP)."""
-
 CVXPY_NAMES = {"clarabel": cp.CLARABEL, "ecos": cp.ECOS}
 """Backend -> cvxpy solver name (never ECOS_BB: the program is continuous)."""
 
@@ -617,10 +614,3 @@ class SlsqpCell:
             bounds += [(t / Tr, None) for t in data.tau_min]
             bounds.append((0.0, None))
         return np.array(x0, float), bounds
-
-
-def relaxed_solver(model: TwoStageModel, backend: str = "clarabel"):
-    """A cell solver (``.solve(M, N, time_limit=None) -> RelaxedCell``) for ``backend``."""
-    if backend == "scipy":
-        return SlsqpCell(model)
-    return CellPrograms(model, backend)

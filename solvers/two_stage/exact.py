@@ -407,7 +407,7 @@ class GridSearch:
         M, N, cell, vector = payload
         started = time.perf_counter()
         cutoff = self._q_cutoff(M, N)
-        result = self._integer_search(M, N, cell, vector.cap, cutoff)
+        result = self._integer_search(M, N, cell, cutoff)
         self.stats.integer_solves += 1
         self.stats.integer_nodes += result.nodes
         self.stats.checks += result.checks
@@ -421,7 +421,7 @@ class GridSearch:
         self.trace.append({"wall_s": self.deadline.elapsed, "event": "integer", "M": M, "N": N,
                            "incumbent": self.incumbent.psi, "open_bound": self._open_bound()})
 
-    def _integer_search(self, M: int, N: int, cell: RelaxedCell, cap, cutoff) -> IntegerSearch:
+    def _integer_search(self, M: int, N: int, cell: RelaxedCell, cutoff: float) -> IntegerSearch:
         caps = self.bounds.caps(M, N)
         if self.integer == "scip":
             self.stats.solvers.add("scip")

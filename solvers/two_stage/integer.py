@@ -1,14 +1,23 @@
-"""Integer batches of one cell (spec §5.4): rounding, the exact staircase search, SCIP.
+"""Integer batches of one cell (spec §5.4): rounding, and three exact searches.
 
-All functions work on one cell (M, N) of a :class:`TwoStageModel` and use the §5.5
-minimum-energy oracle (``model.min_energy``) as the feasibility test: (D, B) is feasible iff
-E*(D, B) <= E_max. The feasible integer set is a down-set (§5.2): lowering a batch keeps a point
-feasible, so floor rounding of a relaxed point is feasible (up to the solver's tolerance, which
-:func:`floor_point` absorbs).
+All functions work on one cell (M, N) of a :class:`TwoStageModel`. (D, B) is feasible iff its
+least energy within the delay budget is <= E_max (§5.5). :meth:`CellVector.feasible` decides
+that quickly from bounds on the least energy (a convex function of the round time u, see
+:meth:`CellVector.decide`) and asks the model's oracle (``model.min_energy``) only when the
+budget lies within 1e-9 of it. The feasible integer set is a down-set (§5.2): lowering a batch
+keeps a point feasible, so floor rounding of a relaxed point is feasible (up to the solver's
+tolerance, which :func:`floor_point` absorbs).
 
 A cell's batches are handled as one vector x = (D, B_1, .., B_K), restricted to the stages that
 are used (no D when M = 0, no B when N = 0); its objective is the batch term Q = sum_i c_i/x_i
 with c_D = M and c_k = N alpha_k^2.
+
+* ``floor`` / ``floor_fill`` (:func:`round_relaxed`): the heuristics' rounding rules.
+* :func:`branch_and_bound` (any K): best-first branch and bound on the certified relaxation of
+  :mod:`.cell` (the method ``exact`` uses by default).
+* :func:`scip_cell`: the convex MINLP solved by SCIP (small K; at K = 20 its dual bound stayed
+  below the convex relaxation after 60 s).
+* :func:`staircase`: the pure-Python search of the spec (K <= 2).
 """
 
 from __future__ import annotations

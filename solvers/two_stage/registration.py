@@ -44,9 +44,15 @@ SPECS = (
         "exact", "two_stage", "exact", f"{_PKG}.exact:solve_exact",
         "global optimum over (M, N): cells visited by increasing valid lower bound, block "
         "bounds prune, each open cell's convex program (Clarabel) then its integer batches "
-        "(SCIP or the staircase search) (spec §6.1)",
+        "(branch and bound on the certified relaxation; SCIP or the staircase search as "
+        "options) (spec §6.1)",
         frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
-        backends=("scip",), supports=_supports("exact"),
+        backends=("clarabel", "ecos", "scip"), supports=_supports("exact"),
+        options={
+            "integer": "exact integer cell solver: auto (bnb; scip when solver='scip') | bnb | "
+                       "scip | staircase (K <= 2)",
+            "prune": "True (default); False solves every feasible cell (for checks)",
+        },
     ),
     SolverSpec(
         "relaxation", "two_stage", "relaxation", f"{_PKG}.relaxation:solve_relaxation",
