@@ -3,8 +3,7 @@
     edgeopt verify MODEL [--symbolic] [--simulate] [--seeds N] [--quick] [--json]
         [--workers N | --scheduler ADDRESS]
 
-MODEL is a model id with a registered verifier (``edgesplit``, ``tinyfel``; ``two_stage``
-once its verifier is added). ``--symbolic`` checks every derivation step, ``--simulate``
+MODEL is a model id with a registered verifier (``edgesplit``, ``tinyfel``, ``two_stage``). ``--symbolic`` checks every derivation step, ``--simulate``
 trains in simulation over ``--seeds`` seeds and compares each measured average squared
 gradient norm with the model's bound, then the exact optimiser with the baselines; neither
 flag means both. ``--quick`` uses the small set of configurations (seconds; the full set
