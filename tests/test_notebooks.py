@@ -29,5 +29,6 @@ def test_notebook_executes(path):
     assert not errors
 
 
-def test_there_is_a_notebook_per_finished_model():
-    assert "edgesplit.ipynb" in {p.name for p in NOTEBOOKS}
+def test_there_is_a_notebook_per_model_and_topic():
+    expected = {"edgesplit", "two_stage", "tinyfel", "analysis", "verification", "profiles"}
+    assert {f"{name}.ipynb" for name in expected} <= {p.name for p in NOTEBOOKS}
