@@ -138,56 +138,28 @@ def cases() -> list[Case]:
         for name in ("a", "a_prime", "b", "c")
         for label, objective in (("P1", "round_latency"), ("P2", "total_latency"))
     ]
-    found += [random_case("p1", seed) for seed in range(4)]  # seed 1 is infeasible
+    # seed 1 is infeasible; on seed 3 SCIP once proved a wrong optimum (1.258 s, T* = 0.981 s)
+    found += [random_case("p1", seed) for seed in range(4)]
     found += [
         random_case("p1", 2, "capped"),
         random_case("p1", 2, "energy"),
-        random_case("p1", 5, "energy"),  # the optimum lies on d1's energy row
-        random_case("p1", 2010, "energy"),  # infeasible: energy minima exceed B
+        random_case("p1", 5, "energy"),  # the optimum lies on d1's energy row (b_1 = bmin^E)
+        random_case("p1", 2010, "energy"),  # infeasible: the energy minima exceed B
         random_case("p1", 3, "extras", "capped", devices=4),
         random_case("p1", 3, "quadratic"),
         random_case("p2", 0),
         random_case("p2", 1),
         random_case("p2", 2, "capped", "extras"),
         random_case("p2", 2, "energy"),
-        random_case("p2", 2010, "energy"),
+        random_case("p2", 2010, "energy"),  # P1: infeasible (bandwidth); P2 has no bias row
     ]
     return found
 
 
 CASES = cases()
 
-KNOWN_BROKEN = {
-    ("random-p1-k3-s3", "exact"): "minlp_perspective proves a wrong optimum (SCIP: 1.25785 s "
-    "claimed optimal, optimum 0.981348 s)",
-    ("random-p1-k3-s3", "bounds"): "minlp_perspective's bound 1.25785 s is above the optimum "
-    "0.981348 s",
-    ("random-p1-energy-k3-s5", "points"): "points on an energy row: equalise puts b_k exactly at "
-    "bmin^E and the evaluator's energy row (no tolerance) rejects it by 1.7e-16 J",
-    ("random-p1-energy-k3-s5", "exact"): "same energy-row rejection: the exact methods end in "
-    "status error",
-    ("random-p1-energy-k3-s5", "bounds"): "same energy-row rejection: no exact optimum, while "
-    "bcd_admm (off the boundary by 1e-10) has a point",
-    ("random-p1-energy-k3-s2010", "points"): "minlp_perspective, brute_force and "
-    "relaxation_expcone raise ZeroDivisionError: equalise doubles T towards 1e300 when the energy "
-    "minima exceed B, and radio.min_bandwidth's bracketing divides by a zero bandwidth",
-    ("random-p1-energy-k3-s2010", "exact"): "minlp_perspective and brute_force raise "
-    "ZeroDivisionError (see 'points')",
-    ("random-p2-energy-k3-s2010", "points"): "brute_force raises ZeroDivisionError (as for P1)",
-    ("random-p2-energy-k3-s2010", "exact"): "brute_force raises ZeroDivisionError (as for P1)",
-    ("random-p1-capped-extras-k4-s3", "json"): "with a downlink the objective is a numpy float, "
-    "so verified is numpy.bool_ and Result.to_json raises TypeError",
-    ("random-p2-capped-extras-k3-s2", "json"): "with a downlink the objective is a numpy float, "
-    "so verified is numpy.bool_ and Result.to_json raises TypeError",
-}
-"""(case, check) pairs that fail because of a solver bug found by this matrix: strict xfail, so
-the marker must go when the bug is fixed."""
-
-
-def expect_known_bug(request: pytest.FixtureRequest, case: Case, check: str) -> None:
-    reason = KNOWN_BROKEN.get((case.name, check))
-    if reason is not None:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+BINDING_ENERGY = ("random-p1-energy-k3-s2", "random-p2-energy-k3-s2")
+"""Energy cases whose optimum is strictly worse than without the energy rows."""
 
 
 def applicable(model: TinyFELModel):
@@ -216,9 +188,8 @@ def _optimum(results) -> float | None:
 # ---- the matrix ---------------------------------------------------------------------------
 
 
-def test_every_point_passes_the_evaluator(solved, request):
+def test_every_point_passes_the_evaluator(solved):
     case, results = solved
-    expect_known_bug(request, case, "points")
     for method, (_, result) in results.items():
         if result.status.has_point:
             assert result.verified, f"{method}: {result.message}"
@@ -231,10 +202,9 @@ def test_every_point_passes_the_evaluator(solved, request):
             assert result.objective is None and result.bound is None, method
 
 
-def test_every_result_is_a_canonical_solution_document(solved, request):
+def test_every_result_is_a_canonical_solution_document(solved):
     """Each Result serialises to the §3.3 JSON: plain numbers, ``verified`` a JSON boolean."""
     case, results = solved
-    expect_known_bug(request, case, "json")
     for method, (_, result) in results.items():
         document = json.loads(result.to_json())
         assert document["method"] == method and document["status"] == result.status.value
@@ -246,9 +216,8 @@ def test_every_result_is_a_canonical_solution_document(solved, request):
             assert document["selected"] == [] and document["objective"] is None, method
 
 
-def test_exact_methods_prove_and_agree(solved, request):
+def test_exact_methods_prove_and_agree(solved):
     case, results = solved
-    expect_known_bug(request, case, "exact")
     exact = _exact(results)
     assert len(exact) >= 2, f"needs two exact methods to compare, has {sorted(exact)}"
     statuses = {m: r.status for m, r in exact.items()}
@@ -262,9 +231,8 @@ def test_exact_methods_prove_and_agree(solved, request):
         assert result.objective == pytest.approx(reference, rel=AGREE), method
 
 
-def test_bounds_below_and_points_above_the_optimum(solved, request):
+def test_bounds_below_and_points_above_the_optimum(solved):
     case, results = solved
-    expect_known_bug(request, case, "bounds")
     optimum = _optimum(results)
     for method, (spec, result) in results.items():
         if result.bound is not None and result.objective is not None:
@@ -335,9 +303,8 @@ def test_capped_cases_have_rate_capped_options_at_the_optimum():
 def test_energy_rows_bind_in_the_energy_cases():
     """Dropping the energy rows can only lower the optimum; in these cases it does, strictly
     (the rows bind), and the energy minimum bandwidths are positive and finite somewhere."""
-    broken = {name for name, _ in KNOWN_BROKEN}
-    energy = [c for c in CASES if "energy" in c.traits and c.name not in broken]
-    assert energy
+    energy = [c for c in CASES if "energy" in c.traits and c.name in BINDING_ENERGY]
+    assert len(energy) == len(BINDING_ENERGY)
     for case in energy:
         document = case.model.to_dict()
         for device in document["devices"]:

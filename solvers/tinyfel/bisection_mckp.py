@@ -46,6 +46,10 @@ COVERAGE_MARGIN = 1e-8
 HIGHS_TOLERANCE = 1e-9
 """HiGHS primal and MIP feasibility tolerance."""
 
+BANDWIDTH_MARGIN = 2 * HIGHS_TOLERANCE
+"""Tightening of the bandwidth row [fraction of B]: a choice HiGHS accepts within its
+tolerance still fits B when equalised."""
+
 MAX_WIDENINGS = 200
 """Doublings of T_hi before giving up (the instance is feasible at T = inf)."""
 
@@ -110,7 +114,8 @@ def choose(
     if noisy:
         gain = gain - np.where(on, table.noise_coeff[device] / grad_total, 0.0)
         required += table.noise_const / grad_total
-    rows, lower, upper = [cost, on.astype(float)], [-INFINITY, float(least)], [1.0, float(most)]
+    rows, lower = [cost, on.astype(float)], [-INFINITY, float(least)]
+    upper = [1.0 - BANDWIDTH_MARGIN, float(most)]
     if math.isfinite(limit):
         rows.append(gain)
         lower.append(required + margin)

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from edgeopt.models.tinyfel import TinyFELModel, radio
+from edgeopt.models.tinyfel import LearningTerms, TinyFELModel, radio
 from edgeopt.solvers.edgesplit.common import Deadline
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import (
@@ -84,6 +84,9 @@ def solve_brute_force(
     """The exact optimum of P1 or P2 by enumeration (module docstring); raises
     ``ValueError`` when the instance has more than ``max_combinations`` combinations.
     ``backend`` and ``seed`` are unused (pure Python, deterministic)."""
+    if isinstance(max_combinations, bool) or not isinstance(max_combinations, int) or \
+            max_combinations < 1:
+        raise ValueError(f"max_combinations = {max_combinations!r}: must be an integer >= 1")
     count = combination_count(model)
     if count > max_combinations:
         raise ValueError(f"max_combinations = {max_combinations}: the instance has {count} "
@@ -101,7 +104,7 @@ def solve_brute_force(
     t_dl, p2 = table.downlink_s, model.total_latency
 
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    learned = timed_out = False
+    timed_out = False
     for visited, index in enumerate(order):
         if visited % CHECK_EVERY == 0 and deadline.expired:
             timed_out = True
@@ -112,15 +115,9 @@ def solve_brute_force(
         layers = combos[index]
         selected = layers > 0
         terms = model.learning_terms(selected, layers)
-        if p2:
-            if terms.rounds is None:
-                continue
-            scale = terms.rounds
-        else:
-            if terms.budget_value > inst.bias_budget:
-                continue
-            scale = 1
-        learned = True
+        if not _learning_rows_hold(model, layers, terms):
+            continue
+        scale = terms.rounds if p2 else 1
         if best is not None and scale * (bound + t_dl) >= best[0]:
             continue
         bandwidth = equalise(model, selected, layers)
@@ -137,7 +134,7 @@ def solve_brute_force(
                           solution=empty_solution(model), device_names=model.device_names,
                           termination="time_limit",
                           message="time limit reached before any feasible combination")
-        return _infeasible(model, learned)
+        return _infeasible(model, any(_learning_rows_hold(model, layers) for layers in combos))
     value, layers, bandwidth = best
     status = Status.TIME_LIMIT if timed_out else Status.OPTIMAL
     result = make_result(
@@ -147,6 +144,17 @@ def solve_brute_force(
     )
     return result.replace(bound=None if timed_out else min(value, result.objective),
                           extras={**result.extras, "combinations": count})
+
+
+def _learning_rows_hold(
+    model: TinyFELModel, layers: np.ndarray, terms: LearningTerms | None = None
+) -> bool:
+    """P1: the budget row (no tolerance); P2: a reachable target (finite R)."""
+    if terms is None:
+        terms = model.learning_terms(layers > 0, layers)
+    if model.total_latency:
+        return terms.rounds is not None
+    return terms.budget_value <= model.instance.bias_budget
 
 
 def _infeasible(model: TinyFELModel, learned: bool) -> Result:

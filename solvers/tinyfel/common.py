@@ -23,12 +23,18 @@ reached long before)."""
 SPREAD_MARGIN = 1e-15
 """Relative shortfall of sum b below B after spreading (absorbs the rounding of the sum)."""
 
+ENERGY_MARGIN = 1e-9
+"""Relative bandwidth added to an energy minimum bmin^E, so that a device on its energy row
+meets it strictly (the evaluator checks energy with no tolerance, and the Lambert-W minimum
+bandwidth is accurate to 1e-12 relative in rate)."""
+
 
 def option_bandwidth(
     model: TinyFELModel, devices: np.ndarray, layers: np.ndarray, latency_s: float
 ) -> np.ndarray:
     """b-hat_k,n_k(T) [Hz] of the given devices and options at T [s] (excluding T_dl):
-    the least bandwidth finishing by T, energy minimum included; +inf if out of reach."""
+    the least bandwidth finishing by T, energy minimum (raised by ENERGY_MARGIN) included;
+    +inf if out of reach."""
     table = model.options
     columns = layers - 1
     slack = latency_s - table.compute_s[devices, columns]
@@ -39,7 +45,7 @@ def option_bandwidth(
     band = np.full(len(devices), np.inf)
     finite = np.isfinite(needed)
     band[finite] = radio.min_bandwidth(needed[finite], table.snr_hz[devices][finite])
-    return np.maximum(band, table.energy_bandwidth_hz[devices, columns])
+    return np.maximum(band, table.energy_bandwidth_hz[devices, columns] * (1.0 + ENERGY_MARGIN))
 
 
 def equalise(
@@ -50,7 +56,8 @@ def equalise(
     T is the least root of sum_k b-hat_k(T) = B, bracketed from below by the rate caps and
     from above by ``start_s`` [s] (any guess; doubled until feasible), bisected to float
     precision; any bandwidth left at that T is spread in proportion to b. Returns ``None``
-    if no T works (energy minima above B) and zeros when nothing is selected.
+    if no T works (the energy minima use the whole band B, so T would be infinite) and
+    zeros when nothing is selected.
     """
     bandwidth = np.zeros(model.n_devices)
     devices = np.flatnonzero(selected)
@@ -59,6 +66,9 @@ def equalise(
     n = np.asarray(layers)[devices]
     table, budget = model.options, model.instance.bandwidth_hz
     lower = float(table.latency_floor_s[devices, n - 1].max())
+    energy = table.energy_bandwidth_hz[devices, n - 1] * (1.0 + ENERGY_MARGIN)
+    if math.fsum(energy) >= budget:
+        return None
 
     def fits(T: float) -> bool:
         return math.fsum(option_bandwidth(model, devices, n, T)) <= budget
@@ -68,6 +78,8 @@ def equalise(
         step = max((start_s or lower) - lower, lower, 1e-9)
         upper = lower + step
         for _ in range(MAX_STEPS):
+            if not math.isfinite(upper):
+                return None
             if fits(upper):
                 break
             step *= 2.0
@@ -197,3 +209,19 @@ def infeasible_result(
 ) -> Result:
     """A Result with status ``infeasible``, its reason code and a message naming the cause."""
     return generic_infeasible(model, method, empty_solution(model), reason, message, **extra)
+
+
+def structural_infeasibility(model: TinyFELModel, method: str) -> Result | None:
+    """The infeasible Result of a P1 instance that the model's diagnosis rejects or, for the
+    linear budget row, whose multiple-choice knapsack (``bisection_mckp``) has no selection
+    fitting B even at T = inf; ``None`` otherwise."""
+    from edgeopt.solvers.tinyfel import bisection_mckp
+
+    diagnosis = model.infeasibility()
+    if diagnosis is not None:
+        return infeasible_result(model, method, diagnosis.reason, diagnosis.message,
+                                 infeasible_details=diagnosis.details)
+    linear = bisection_mckp.unsupported(model) is None
+    if linear and bisection_mckp.choose(model, bisection_mckp.energy_only(model)) is None:
+        return bisection_mckp.unreachable(model, method)
+    return None

@@ -1,32 +1,38 @@
 """``minlp_perspective``: P1 as one MINLP in perspective form, solved by SCIP through Pyomo's
-``scip_direct`` interface (spec §5.3).
+``scip_direct`` interface (spec §5.3), with the perspective of the rate as tangent cuts.
 
-Scaled units: bandwidth as a fraction beta = b/B of the band, rate as z = r/B (bit/s per
-Hz of band), time in units of T_UB, a feasible per-round latency (excluding T_dl) from a
-cheap start point (below), so every number is O(1). Over the options i = (k, n) that can
-take part in a point with T <= T_UB (available, energy minimum <= B, rate-cap latency
-Tcmp + Q ln2/S_k < T_UB):
+Balanced units (every variable is about 1 where it binds): T_UB is the latency (excluding
+T_dl) of a cheap feasible start point (below) times 1 + 1e-6, and only options that can
+finish by T_UB take part. For option i = (k, n): c_i = Tcmp/T_UB, l_i = b-hat_i(T_UB)/B (the
+least band fraction finishing by T_UB), kappa_i = S_k / b-hat_i(T_UB), e_i = bmin^E/B and
+g_i = Q_n / (rho_i (T_UB - Tcmp)) <= 1 (< 1 only where the energy minimum binds). The
+bandwidth is b = l_i B P_i, the rate r = rho_i Z_i with rho_i = r_k(b-hat_i(T_UB)), the
+upload time (T_UB - Tcmp) W_i, T = T_UB tau:
 
-    min tau  s.t.  sum_{i of k} y_i <= 1 (the rest is "none");  tau >= sum_{i of k} (c_i y_i + t_i)
-                   beta_i in [b_fl, y_i + b_fl],  sum_i beta_i <= 1 + |I| b_fl,  beta_i >= e_i y_i
-                   z_i ln2 <= beta_i log(1 + s_i / beta_i),  z_i ln2 <= s_i y_i     (rate)
-                   t_i z_i >= q_i y_i^2,  0 <= t_i <= (1 - c_i) y_i,  tau <= 1
-                   bias row;  sum_i y_i >= K_min
+    min tau  s.t.  sum_{i of k} y_i <= 1 (the rest is "none"),
+                   tau >= sum_{i of k} (c_i y_i + (1 - c_i) W_i)            (latency C1)
+                   l_i P_i <= y_i,  sum_i l_i P_i <= 1,  l_i P_i >= e_i y_i  (bandwidth C4, C6)
+                   W_i Z_i >= g_i y_i^2,  W_i <= y_i                        (rotated cone)
+                   Z_i log(1 + kappa_i) <= y_i h_i(P_i / y_i)               (perspective rate)
+                   bias row C2;  sum_i y_i >= K_min
 
-with c = Tcmp/T_UB, q = Q/(B T_UB), s = S_k/B, e = bmin^E/B and b_fl = 1e-9 (of B).
-Each unused floor b_fl is given back to the budget, so any feasible point of P1 maps to a
-point of this program (b + b_fl on its options has a higher rate): the program is a
-relaxation of P1 on T <= T_UB and SCIP's dual bound, times T_UB, is a lower bound on T*.
+with h_i(x) = x log(1 + kappa_i / x), so that at P = Z = W = y = 1 the option finishes at
+exactly T_UB. The perspective y h(P/y) is concave and positively homogeneous, so it is the
+minimum of its tangent planes through the origin, Z log(1 + kappa) <= a(x0) P + b(x0) y with
+a = log(1 + kappa/x0) - kappa/(x0 + kappa) and b = kappa x0/(x0 + kappa) (x0 = inf: the rate
+cap). The program is given to SCIP with the tangents at x0 = 2^-6..2^6 and inf (a MISOCP,
+which SCIP solves reliably); each round adds the tangents at SCIP's P/y and at the polished
+point's bandwidths of the chosen options, until the polished latency is within
+:data:`OA_GAP` of the bound (outer approximation). Any set of tangents over-estimates the
+rate, so every round's program is a relaxation of P1 on T <= T_UB and SCIP's dual bound,
+times T_UB, is a valid lower bound on T*; the largest one is reported.
 
-The perspective y r(b/y) of the rate (spec §5.3) is stated through the semicontinuous
-bandwidth: beta_i = b_fl when y_i = 0 and the univariate concave rate r(beta) plus the cap
-z <= s y (the rate cap S/ln2 in units of B) switch the option off; SCIP's perspective
-handler derives the perspective cuts from this on/off structure. Decision the spec leaves
-open: the bivariate form beta log(1 + s y / beta) and the spec's floor 1e-10 B both made
-SCIP 10 return wrong answers on our tests (SCIP lifts any bound below its 1e-9
-``minzerodistance``, emptying the y = 0 domain [b_fl, b_fl], and the gradients s/b_fl ~ 1e12
-of the bivariate form produced invalid cuts: "optimal" 1.8 s on spec instance A, whose
-optimum is 1.476 s); b_fl = 1e-9 B moves T by about 1e-9 relative per selected device.
+Decision the spec leaves open: the spec writes the rate row as the nonlinear perspective
+b log(1 + S y / b) with a floor b_fl. Given to SCIP 10 as an expression (with b_fl = 1e-10 B
+or 1e-9 B, in bivariate, univariate or exponential form), SCIP returned wrong "optimal" or
+"infeasible" answers on our tests (1.8 s instead of 1.476 s on spec instance A; 15.9 s
+instead of 13.58 s and "infeasible" on 5-device presets): it treats the expression as
+non-convex and its estimators break down near the floor. The tangent form needs no floor.
 
 Bias rows (unit of G^2, scaled by 1/G^2, tightened by the ``COVERAGE_MARGIN`` of
 ``bisection_mckp`` so that SCIP's points meet the budget without tolerance), with N(a)
@@ -38,18 +44,19 @@ added when ``include_noise_in_budget``:
   w_l binary, w_l >= y_i for every option i covering l, w_l <= sum of those y_i. Then
   w_l = 1 iff u_l > 0 and f_l is exactly 4 (1 - u_l)^2 there and 1 where u_l = 0.
 
-Start point and T_UB: the multiple-choice knapsack of ``bisection_mckp`` at T = inf on a
-linear restriction of the bias row (linear: the row itself; quadratic: Phi <= eps0, as
-Phi_q <= Phi; normalised: Phi [+ N] <= eps0/4, as the normalised bias is <= 4 Phi), or every
+Start point: the multiple-choice knapsack of ``bisection_mckp`` at T = inf on a linear
+restriction of the bias row (linear: the row itself; quadratic: Phi <= eps0, as
+Phi_q <= Phi; normalised: Phi + N <= eps0/4, as the normalised bias is <= 4 Phi), or every
 eligible device at n_k^max when that knapsack is infeasible, then a greedy descent (drop
 or shrink the device with most bandwidth while T decreases and the bias row holds). Its
-options warm-start SCIP. Without any start point the program is solved without T_UB
-(tau and t unbounded, time unit max Tcmp).
+options warm-start SCIP. Without a start point, T_UB is the latency of every eligible device
+at n_k^max (no selection is slower).
 
 SCIP runs silent (``scip_direct`` deadlocks on a long log) with ``limits/gap`` = 1e-7 and
 ``numerics/feastol`` = 1e-9. Its options (argmax y per device) are polished by
-:func:`~edgeopt.solvers.tinyfel.common.equalise`, so the returned point is exact; the
-better of that and the start point is reported, with SCIP's bound (clipped to it).
+:func:`~edgeopt.solvers.tinyfel.common.equalise`, so the returned point is exact; the best
+polished point is reported, with the bound clipped to it. ``extras['scip_rounds']`` counts
+the SCIP solves.
 """
 
 from __future__ import annotations
@@ -63,8 +70,7 @@ import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
-from edgeopt.models.tinyfel import TinyFELModel
-from edgeopt.models.tinyfel.radio import LN2
+from edgeopt.models.tinyfel import TinyFELModel, radio
 from edgeopt.solvers.edgesplit.common import Deadline
 from edgeopt.solvers.edgesplit.misocp import scip_version
 from edgeopt.solvers.result import Result, Status
@@ -75,12 +81,10 @@ from edgeopt.solvers.tinyfel.common import (
     finish_times,
     infeasible_result,
     make_result,
+    structural_infeasibility,
 )
 
 METHOD = "minlp_perspective"
-
-FLOOR = 1e-9
-"""b_fl / B: the least bandwidth fraction of every option (keeps the log defined)."""
 
 MIP_GAP = 1e-7
 """SCIP's ``limits/gap``."""
@@ -90,6 +94,18 @@ FEASIBILITY_TOLERANCE = 1e-9
 
 UPPER_MARGIN = 1e-6
 """T_UB = (1 + UPPER_MARGIN) x the start point's latency, so that point lies inside."""
+
+INITIAL_RATIOS = tuple(2.0**j for j in range(-6, 7)) + (math.inf,)
+"""P/y of the tangents every option starts with (inf: the rate cap)."""
+
+CUT_SPACING = 1e-9
+"""A tangent within this relative distance of an existing one is not added."""
+
+OA_GAP = 5e-7
+"""Stop the rounds once (T_best - bound) <= OA_GAP T_best."""
+
+MAX_ROUNDS = 30
+"""SCIP rounds (tangents added in between) before giving up on closing the gap."""
 
 CHOSEN = 0.5
 """SCIP's y_i above this selects option i (binaries come back within feastol of 0 or 1)."""
@@ -177,106 +193,148 @@ def descend(model: TinyFELModel, point: Point) -> Point:
 
 
 @dataclass(frozen=True)
-class Scaled:
-    """The options i of the program and their scaled numbers (module docstring); ``unit_s``
-    is the time unit [s] (T_UB, or max Tcmp when ``bounded`` is False)."""
+class Balanced:
+    """The options i of the program (those that can finish by T_UB) in balanced units: the
+    compute share ``compute`` c_i = Tcmp/T_UB, the least band fraction ``least`` l_i =
+    b-hat_i(T_UB)/B, ``snr`` kappa_i = S_k / b-hat_i(T_UB) and the energy minimum
+    ``energy`` e_i = bmin^E/B and ``need`` g_i = Q_n / (r_k(b-hat_i) (T_UB - Tcmp)), 1 unless
+    the energy minimum binds at T_UB (all dimensionless); ``upper_s`` = T_UB [s]. Options
+    with l_i = 0 upload nothing and need no band (``free``)."""
 
     device: np.ndarray
     layers: np.ndarray
     compute: np.ndarray
-    upload: np.ndarray
+    least: np.ndarray
     snr: np.ndarray
     energy: np.ndarray
-    unit_s: float
-    bounded: bool
+    need: np.ndarray
+    upper_s: float
 
     @classmethod
-    def build(cls, model: TinyFELModel, upper_s: float | None) -> Scaled:
+    def at(cls, model: TinyFELModel, upper_s: float) -> Balanced:
         table = model.options
         budget = table.bandwidth_hz
-        usable = table.available & (table.energy_bandwidth_hz <= budget)
-        if upper_s is not None:
-            usable &= table.latency_floor_s < upper_s
-            unit = upper_s
-        else:
-            unit = float(np.max(table.compute_s, where=table.available, initial=0.0)) or 1.0
-        device, column = np.nonzero(usable)
+        band = table.min_bandwidth(upper_s)
+        device, column = np.nonzero(np.isfinite(band) & (band <= budget))
+        least = band[device, column]
+        compute = table.compute_s[device, column]
+        rate = radio.rate(least, table.snr_hz[device])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = table.upload_bits[column] / (rate * (upper_s - compute))
         return cls(
             device=device,
             layers=column + 1,
-            compute=table.compute_s[device, column] / unit,
-            upload=table.upload_bits[column] / (budget * unit),
-            snr=table.snr_hz[device] / budget,
+            compute=compute / upper_s,
+            least=least / budget,
+            snr=table.snr_hz[device] / np.where(least > 0, least, 1.0),
             energy=table.energy_bandwidth_hz[device, column] / budget,
-            unit_s=unit,
-            bounded=upper_s is not None,
+            need=np.where(least > 0, np.minimum(need, 1.0), 0.0),
+            upper_s=upper_s,
         )
 
-    def of_device(self, k: int) -> list[int]:
-        return [int(i) for i in np.flatnonzero(self.device == k)]
+    @property
+    def free(self) -> np.ndarray:
+        return self.least == 0
+
+    def cut(self, i: int, ratio: float) -> tuple[float, float]:
+        """(a, b) of the tangent Z log(1 + kappa) <= a P + b y of the perspective rate
+        y h(P/y), h(x) = x log(1 + kappa/x), at P/y = ``ratio`` (+inf: the rate cap)."""
+        kappa = self.snr[i]
+        if math.isinf(ratio):
+            return 0.0, kappa
+        return math.log1p(kappa / ratio) - kappa / (ratio + kappa), kappa * ratio / (ratio + kappa)
 
 
-def build(model: TinyFELModel, data: Scaled) -> pyo.ConcreteModel:
-    """The scaled MINLP of the module docstring."""
-    inst, table = model.instance, model.options
+def build(model: TinyFELModel, data: Balanced) -> pyo.ConcreteModel:
+    """The balanced MISOCP of the module docstring, with the initial tangents."""
+    inst = model.instance
     options = range(len(data.device))
+    loaded = [i for i in options if not data.free[i]]
     m = pyo.ConcreteModel()
     m.I = pyo.Set(initialize=list(options))
-    top = 1.0 if data.bounded else None
     m.y = pyo.Var(m.I, within=pyo.Binary)
-    m.beta = pyo.Var(m.I, bounds=(FLOOR, 1.0 + FLOOR))
-    m.z = pyo.Var(m.I, bounds=lambda m, i: (0.0, data.snr[i] / LN2))
-    m.t = pyo.Var(m.I, bounds=(0.0, top))
-    m.tau = pyo.Var(bounds=(0.0, top))
+    m.P = pyo.Var(m.I, bounds=lambda m, i: (0.0, 0.0 if data.free[i] else 1.0 / data.least[i]))
+    m.Z = pyo.Var(m.I, bounds=lambda m, i: (0.0, data.snr[i] / math.log1p(data.snr[i])))
+    m.W = pyo.Var(m.I, bounds=(0.0, 1.0))
+    m.tau = pyo.Var(bounds=(0.0, 1.0))
     m.objective = pyo.Objective(expr=m.tau)
-    owned = {k: data.of_device(k) for k in range(model.n_devices)}
+    owned = {k: [int(i) for i in np.flatnonzero(data.device == k)] for k in range(model.n_devices)}
     m.K = pyo.Set(initialize=[k for k, own in owned.items() if own])
     m.one = pyo.Constraint(m.K, rule=lambda m, k: sum(m.y[i] for i in owned[k]) <= 1)
     m.latency = pyo.Constraint(m.K, rule=lambda m, k: m.tau >= sum(
-        data.compute[i] * m.y[i] + m.t[i] for i in owned[k]))
-    m.on = pyo.Constraint(m.I, rule=lambda m, i: m.beta[i] <= m.y[i] + FLOOR)
-    m.budget = pyo.Constraint(expr=sum(m.beta[i] for i in m.I) <= 1.0 + FLOOR * len(options))
-    m.rate = pyo.Constraint(m.I, rule=lambda m, i: m.z[i] * LN2 <= m.beta[i] * pyo.log(
-        1.0 + data.snr[i] / m.beta[i]))
-    m.cap = pyo.Constraint(m.I, rule=lambda m, i: m.z[i] * LN2 <= data.snr[i] * m.y[i])
-    m.cone = pyo.Constraint(m.I, rule=lambda m, i: m.t[i] * m.z[i] >= data.upload[i] * m.y[i] ** 2)
-    if data.bounded:
-        m.idle = pyo.Constraint(m.I, rule=lambda m, i: m.t[i] <= (1.0 - data.compute[i]) * m.y[i])
+        data.compute[i] * m.y[i] + (1.0 - data.compute[i]) * m.W[i] for i in owned[k]))
+    m.on = pyo.Constraint(m.I, rule=lambda m, i: data.least[i] * m.P[i] <= m.y[i])
+    m.budget = pyo.Constraint(expr=sum(data.least[i] * m.P[i] for i in m.I) <= 1.0)
+    m.cone = pyo.Constraint(
+        loaded, rule=lambda m, i: m.W[i] * m.Z[i] >= data.need[i] * m.y[i] ** 2)
+    m.idle = pyo.Constraint(m.I, rule=lambda m, i: m.W[i] <= (0.0 if data.free[i] else m.y[i]))
     energetic = [i for i in options if data.energy[i] > 0]
-    m.energy = pyo.Constraint(energetic, rule=lambda m, i: m.beta[i] >= data.energy[i] * m.y[i])
+    m.energy = pyo.Constraint(
+        energetic, rule=lambda m, i: data.least[i] * m.P[i] >= data.energy[i] * m.y[i])
     if inst.min_selected > 0:
         m.count = pyo.Constraint(expr=sum(m.y[i] for i in m.I) >= inst.min_selected)
+    m.cuts = pyo.ConstraintList()
+    m.ratios = {i: [] for i in options}
+    for i in loaded:
+        for ratio in INITIAL_RATIOS:
+            add_cut(m, data, i, ratio)
+    m.bias = pyo.Constraint(expr=_bias_row(model, data, m))
+    return m
 
+
+def add_cut(m: pyo.ConcreteModel, data: Balanced, i: int, ratio: float) -> bool:
+    """Add the tangent of option i at P/y = ``ratio`` unless one within CUT_SPACING
+    (relative) exists; whether a cut was added."""
+    known = m.ratios[i]
+    if any(r == ratio or (math.isfinite(r) and abs(r - ratio) <= CUT_SPACING * r)
+           for r in known):
+        return False
+    known.append(ratio)
+    a, b = data.cut(i, ratio)
+    m.cuts.add(m.Z[i] * math.log1p(data.snr[i]) <= a * m.P[i] + b * m.y[i])
+    return True
+
+
+def _bias_row(model: TinyFELModel, data: Balanced, m: pyo.ConcreteModel):
+    """The bias row C2 (module docstring) as a Pyomo relation, scaled by 1/G^2."""
+    inst, table = model.instance, model.options
+    options = range(len(data.device))
     grad_total = table.grad_sq.sum()
-    noise = table.noise_const / grad_total
+    noise = 0.0
     if inst.include_noise_in_budget:
-        noise = noise + sum(table.noise_coeff[data.device[i]] / grad_total * m.y[i] for i in m.I)
+        noise = table.noise_const / grad_total + sum(
+            table.noise_coeff[data.device[i]] / grad_total * m.y[i] for i in m.I)
     limit = inst.bias_budget / grad_total - COVERAGE_MARGIN
     weights = table.weights[data.device]
     if inst.aggregation == "unnormalised" and inst.bias_form == "linear":
         ratio = table.ratio[data.layers - 1]
-        bias = 1.0 - sum(weights[i] * ratio[i] * m.y[i] for i in m.I)
-    else:
-        share = table.grad_sq / grad_total
-        L = model.n_layers
-        covering = [[i for i in options if data.layers[i] >= L - j] for j in range(L)]
-        m.J = pyo.Set(initialize=list(range(L)))
-        m.u = pyo.Expression(m.J, rule=lambda m, j: sum(weights[i] * m.y[i] for i in covering[j]))
-        if inst.aggregation == "normalised":
-            m.w = pyo.Var(m.J, within=pyo.Binary)
-            m.f = pyo.Var(m.J, bounds=(0.0, 4.0))
-            m.w_on = pyo.Constraint(
-                [(j, i) for j in range(L) for i in covering[j]],
-                rule=lambda m, j, i: m.w[j] >= m.y[i])
-            m.w_off = pyo.Constraint(m.J, rule=lambda m, j: m.w[j] <= sum(
-                m.y[i] for i in covering[j]))
-            m.layer_bias = pyo.Constraint(m.J, rule=lambda m, j: m.f[j] >= 4.0 * (
-                1.0 - m.u[j]) ** 2 - 3.0 * (1.0 - m.w[j]))
-            bias = sum(share[j] * m.f[j] for j in m.J)
-        else:
-            bias = sum(share[j] * (1.0 - m.u[j]) ** 2 for j in m.J)
-    m.bias = pyo.Constraint(expr=bias + noise <= limit)
-    return m
+        return 1.0 - sum(weights[i] * ratio[i] * m.y[i] for i in m.I) + noise <= limit
+    share = table.grad_sq / grad_total
+    L = model.n_layers
+    covering = [[i for i in options if data.layers[i] >= L - j] for j in range(L)]
+    m.J = pyo.Set(initialize=list(range(L)))
+    m.u = pyo.Expression(m.J, rule=lambda m, j: sum(weights[i] * m.y[i] for i in covering[j]))
+    if inst.aggregation != "normalised":
+        return sum(share[j] * (1.0 - m.u[j]) ** 2 for j in m.J) + noise <= limit
+    m.w = pyo.Var(m.J, within=pyo.Binary)
+    m.f = pyo.Var(m.J, bounds=(0.0, 4.0))
+    m.w_on = pyo.Constraint([(j, i) for j in range(L) for i in covering[j]],
+                            rule=lambda m, j, i: m.w[j] >= m.y[i])
+    m.w_off = pyo.Constraint(m.J, rule=lambda m, j: m.w[j] <= sum(m.y[i] for i in covering[j]))
+    m.layer_bias = pyo.Constraint(m.J, rule=lambda m, j: m.f[j] >= 4.0 * (
+        1.0 - m.u[j]) ** 2 - 3.0 * (1.0 - m.w[j]))
+    return sum(share[j] * m.f[j] for j in m.J) + noise <= limit
+
+
+def warm_start(model: TinyFELModel, data: Balanced, m: pyo.ConcreteModel, point: Point) -> None:
+    """Discrete values of ``point`` as SCIP's start (y, and w for the normalised rule)."""
+    for i in m.I:
+        k = data.device[i]
+        m.y[i].value = float(point.selected[k] and point.layers[k] == data.layers[i])
+    if hasattr(m, "w"):  # layer j + 1 is covered iff u > 0
+        cover = model.learning_terms(point.selected, point.layers).coverage
+        for j in m.J:
+            m.w[j].value = float(cover[j] > 0)
 
 
 def solve_minlp_perspective(
@@ -289,85 +347,119 @@ def solve_minlp_perspective(
 ) -> Result:
     """Exact P1 by the perspective MINLP (module docstring), every bias form and both
     aggregation rules, with SCIP's dual bound. ``time_limit`` [s] covers the start point,
-    the build and SCIP: SCIP's incumbent (or the start point) is then returned with status
-    ``time_limit`` and SCIP's bound. ``mip_gap`` is SCIP's relative gap; ``seed`` shifts
+    the build and every SCIP round: the best point is then returned with status
+    ``time_limit`` and the best bound. ``mip_gap`` is SCIP's relative gap; ``seed`` shifts
     SCIP's random seeds."""
+    if isinstance(mip_gap, bool) or not isinstance(mip_gap, int | float) or not 0 <= mip_gap < 1:
+        raise ValueError(f"mip_gap = {mip_gap!r}: must be a number in [0, 1)")
     started = time.perf_counter()
     deadline = Deadline(time_limit)
-    diagnosis = model.infeasibility()
-    if diagnosis is not None:
-        return infeasible_result(model, METHOD, diagnosis.reason, diagnosis.message,
-                                 infeasible_details=diagnosis.details)
-    start = start_point(model)
-    upper = None if start is None else start.latency_s * (1 + UPPER_MARGIN)
+    blocked = structural_infeasibility(model, METHOD)
+    if blocked is not None:
+        return blocked
+    table = model.options
+    best = start_point(model)
+    if best is None:  # every eligible device at n_max: no selection is slower
+        eligible = table.n_max > 0
+        everyone = equalised(model, eligible, np.where(eligible, table.n_max, 0))
+        if everyone is None:
+            return _error(model, "no start point: the bias row fails on the linear restriction "
+                                 "and every eligible device exceeds B with its energy minimum")
+        upper = everyone.latency_s
+    else:
+        upper = best.latency_s
     if upper == 0.0:  # nothing needs time: the start point is optimal
-        return _result(model, start, Status.OPTIMAL, 0.0, started, 0.0, "optimal", None, None)
-    data = Scaled.build(model, upper)
+        return _result(model, best, Status.OPTIMAL, 0.0, started, 0.0, "optimal", None)
+    data = Balanced.at(model, upper * (1 + UPPER_MARGIN))
     pm = build(model, data)
-    if start is not None:
-        for i in pm.I:
-            k = data.device[i]
-            pm.y[i].value = float(start.selected[k] and start.layers[k] == data.layers[i])
-        if hasattr(pm, "w"):  # normalised: layer j + 1 is covered iff u > 0
-            cover = model.learning_terms(start.selected, start.layers).coverage
-            for j in pm.J:
-                pm.w[j].value = float(cover[j] > 0)
     build_s = time.perf_counter() - started
 
     options: dict[str, float] = {"numerics/feastol": FEASIBILITY_TOLERANCE,
                                  "display/verblevel": 0}
     if seed is not None:
         options["randomization/randomseedshift"] = seed
-    # Silent: scip_direct reads SCIP's log through a pipe while pyscipopt holds the GIL, so
-    # a long log blocks the solve forever (see edgesplit.misocp).
-    run = SolverFactory("scip_direct").solve(
-        pm, tee=False, load_solutions=False, raise_exception_on_nonoptimal_result=False,
-        warmstart_discrete_vars=start is not None, rel_gap=mip_gap,
-        time_limit=deadline.remaining, solver_options=options,
-    )
-    condition = run.termination_condition
-    termination = TERMINATION.get(condition, condition.name)
-    point = start
-    if run.solution_loader.get_number_of_solutions() > 0:
-        run.solution_loader.load_vars()
-        polished = _polish(model, data, pm)
-        if polished is not None and (point is None or polished.latency_s < point.latency_s):
-            point = polished
-    dual = run.objective_bound
-    bound_s = data.unit_s * dual if dual is not None and math.isfinite(dual) else 0.0
-    message = None
-    if condition is TerminationCondition.convergenceCriteriaSatisfied:
-        status = Status.OPTIMAL
-    elif condition is TerminationCondition.maxTimeLimit:
-        status = Status.TIME_LIMIT
-    elif condition is TerminationCondition.provenInfeasible and start is None:
-        return infeasible_result(model, METHOD, "bandwidth",
-                                 "SCIP proved that no selection meets the bandwidth, bias "
-                                 "budget and min_selected rows together")
-    else:
-        status, message = Status.FEASIBLE, f"SCIP stopped early: {condition.name}"
-    if point is None:
-        return Result(model=model.model_id, method=METHOD, status=Status.TIME_LIMIT
-                      if status is Status.TIME_LIMIT else Status.ERROR,
-                      solution=empty_solution(model), device_names=model.device_names,
-                      solver="scip", solver_version=scip_version(), termination=termination,
-                      message=f"SCIP stopped without a usable point: {condition.name}")
-    solve_s = time.perf_counter() - started - build_s
-    return _result(model, point, status, bound_s, started, build_s, termination, message,
-                   run.timing_info.scip_time, solve_s)
+    bound_s, rounds, reported = 0.0, 0, 0.0
+    status, termination, message = Status.FEASIBLE, "rounds", None
+    while True:
+        rounds += 1
+        if best is not None:
+            warm_start(model, data, pm, best)
+        # Silent: scip_direct reads SCIP's log through a pipe while pyscipopt holds the GIL,
+        # so a long log blocks the solve forever (see edgesplit.misocp).
+        run = SolverFactory("scip_direct").solve(
+            pm, tee=False, load_solutions=False, raise_exception_on_nonoptimal_result=False,
+            warmstart_discrete_vars=best is not None, rel_gap=mip_gap,
+            time_limit=deadline.remaining, solver_options=options,
+        )
+        reported += run.timing_info.scip_time or 0.0
+        condition = run.termination_condition
+        termination = TERMINATION.get(condition, condition.name)
+        dual = run.objective_bound
+        if dual is not None and math.isfinite(dual):
+            bound_s = max(bound_s, data.upper_s * dual)
+        if condition is TerminationCondition.provenInfeasible:
+            if best is None:
+                return infeasible_result(model, METHOD, "bias_budget",
+                                         "SCIP proved that no selection meets the bias budget "
+                                         "and min_selected rows together")
+            status, message = Status.FEASIBLE, "SCIP reported infeasible despite a start point"
+            break
+        if run.solution_loader.get_number_of_solutions() == 0:
+            status = Status.TIME_LIMIT if deadline.expired else Status.FEASIBLE
+            message = f"SCIP stopped without a solution: {condition.name}"
+            break
+        values = run.solution_loader.get_vars()
+        chosen = [i for i in pm.I if (values[pm.y[i]] or 0.0) > CHOSEN]
+        polished = _polish(model, data, chosen)
+        if polished is not None and (best is None or polished.latency_s < best.latency_s):
+            best = polished
+        if condition is not TerminationCondition.convergenceCriteriaSatisfied:
+            status = Status.TIME_LIMIT if condition is TerminationCondition.maxTimeLimit \
+                else Status.FEASIBLE
+            message = None if status is Status.TIME_LIMIT else f"SCIP stopped: {condition.name}"
+            break
+        if best is not None and best.latency_s - bound_s <= OA_GAP * best.latency_s:
+            status = Status.OPTIMAL
+            break
+        loaded = [i for i in chosen if not data.free[i]]
+        added = [add_cut(pm, data, i, values[pm.P[i]] / values[pm.y[i]]) for i in loaded
+                 if values[pm.P[i]] > 0]
+        if polished is not None:
+            added += [add_cut(pm, data, i, _ratio(model, data, polished, i)) for i in loaded]
+        if not any(added) or rounds >= MAX_ROUNDS or deadline.expired:
+            status = Status.TIME_LIMIT if deadline.expired else Status.FEASIBLE
+            message = None if deadline.expired else (
+                f"outer approximation stopped after {rounds} SCIP rounds without closing the gap")
+            break
+    if best is None:
+        return _error(model, message or "no feasible point found", termination)
+    return _result(model, best, status, bound_s, started, build_s, termination, message,
+                   reported, extras={"scip_rounds": rounds})
 
 
-def _polish(model: TinyFELModel, data: Scaled, pm: pyo.ConcreteModel) -> Point | None:
+def _ratio(model: TinyFELModel, data: Balanced, point: Point, i: int) -> float:
+    """P/y of option i at ``point``: its bandwidth in units of l_i B."""
+    k = data.device[i]
+    return point.bandwidth[k] / (data.least[i] * model.options.bandwidth_hz)
+
+
+def _polish(model: TinyFELModel, data: Balanced, chosen: list[int]) -> Point | None:
     """SCIP's options, re-checked exactly and equalised (``None`` if they fail a row)."""
     selected = np.zeros(model.n_devices, dtype=bool)
     layers = np.zeros(model.n_devices, dtype=int)
-    for i in pm.I:
-        if (pm.y[i].value or 0.0) > CHOSEN:
-            k = data.device[i]
-            selected[k], layers[k] = True, data.layers[i]
+    for i in chosen:
+        k = data.device[i]
+        selected[k], layers[k] = True, data.layers[i]
     if not budget_holds(model, selected, layers):
         return None
     return equalised(model, selected, layers)
+
+
+def _error(model: TinyFELModel, message: str, termination: str | None = None) -> Result:
+    return Result(model=model.model_id, method=METHOD, status=Status.ERROR,
+                  solution=empty_solution(model), device_names=model.device_names,
+                  solver="scip", solver_version=scip_version(), termination=termination,
+                  message=message)
 
 
 def _result(
@@ -380,14 +472,14 @@ def _result(
     termination: str,
     message: str | None,
     reported_s: float | None = None,
-    solve_s: float | None = None,
+    extras: dict | None = None,
 ) -> Result:
     """The Result of ``point`` with the bound ``bound_s`` [s] on T (excluding T_dl)."""
-    t_dl = model.options.downlink_s
-    return make_result(
+    result = make_result(
         model, METHOD, status, point.selected, point.layers, point.bandwidth,
-        bound_round_s=min(bound_s, point.latency_s) + t_dl,
+        bound_round_s=min(bound_s, point.latency_s) + model.options.downlink_s,
         solver="scip", solver_version=scip_version(), build_s=build_s,
-        solve_s=time.perf_counter() - started - build_s if solve_s is None else solve_s,
-        solver_reported_s=reported_s, termination=termination, message=message,
+        solve_s=time.perf_counter() - started - build_s, solver_reported_s=reported_s,
+        termination=termination, message=message,
     )
+    return result.replace(extras={**result.extras, **(extras or {})})

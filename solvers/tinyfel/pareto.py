@@ -8,9 +8,10 @@ and R(v) is non-decreasing, so the optimum sits at the left end of a step. The w
 1. theta_1 = inf. Step i: the multiple-choice knapsack of :mod:`bisection_mckp` at
    T = theta_i with objective min v (bandwidth and K_min rows only) gives v_i, the least
    level of any selection finishing by theta_i. Stop if it is infeasible or v_i >= epsilon.
-2. T*(v_i) by bisection with the coverage row Phi + N <= v_i, bracketed by
-   [T_min, latency of the step's own selection]; its options are equalised exactly and
-   R(v) (T + T_dl) is recorded.
+2. T*(v_i) by the bisection of :mod:`bisection_mckp` (feasibility checks, probes just below
+   the incumbent) with the coverage row Phi + N <= v_i, bracketed by [T_min, latency of the
+   step's own selection]; its options are equalised exactly and R(v) (T + T_dl) is
+   recorded.
 3. theta_{i+1} = T_i (1 - STEP), T_i the recorded latency; repeat.
 
 Pruning: T_min is the P1 optimum without the coverage row (its proven lower bound is
@@ -21,11 +22,11 @@ Bound. Take any selection x with a finite R and the last step i with T(x) <= the
 Step i is exact, so v(x) >= v_i; and T(x) > theta_{i+1} (otherwise step i + 1 would be a
 later step with T(x) <= theta; if the walk ended there, step i + 1 found no selection or
 only levels >= epsilon, excluding x). Hence R(x) (T(x) + T_dl) >= R(v_i) (theta_{i+1} +
-T_dl). When the walk was pruned or stopped by
-the time limit at step j, the selections with T <= theta_j have v >= v_j and T >= T_min,
-so their totals are >= R(v_j) (T_min + T_dl). ``bound`` is the least of these terms; it
-relies only on the exactness of the min-v steps (HiGHS, gap 0, tolerances 1e-9), not on
-the bisections, which only decide how good the recorded points are.
+T_dl). When the walk was pruned or stopped by the time limit at step j, the selections with
+T <= theta_j have v >= v_j and T >= T_min, so their totals are >= R(v_j) (T_min + T_dl).
+``bound`` is the least of these terms; it relies only on the exactness of the min-v steps
+(HiGHS, gap 0, tolerances 1e-9), not on the bisections, which only decide how good the
+recorded points are.
 
 The walk (one row per Pareto point: ``bias_noise``, ``rounds``, ``round_latency_s``,
 ``total_latency_s``, ``bisection_steps``) is the Result's ``trace``; ``extras`` hold
@@ -52,6 +53,7 @@ from edgeopt.solvers.tinyfel.bisection_mckp import (
     bracket,
     choose,
     energy_only,
+    equalised_latency,
     unreachable,
 )
 from edgeopt.solvers.tinyfel.common import (
@@ -120,6 +122,8 @@ def solve_pareto_sweep(
     Pareto point (no pruning; the ``trace`` is then the whole staircase). ``time_limit`` [s]
     is checked between knapsack solves: the walk then stops with status ``time_limit``, its
     best point and a valid bound. ``seed`` is unused (HiGHS is deterministic here)."""
+    if not isinstance(full_staircase, bool):
+        raise ValueError(f"full_staircase = {full_staircase!r}: must be True or False")
     started = time.perf_counter()
     deadline = Deadline(time_limit)
     table = model.options
@@ -142,9 +146,12 @@ def solve_pareto_sweep(
         )
 
     def free(T: float) -> Choice | None:
-        return choose(model, table.min_bandwidth(T), bias_limit=math.inf)
+        return choose(model, table.min_bandwidth(T), bias_limit=math.inf, objective="feasible")
 
-    floor = bisect(bracket(model, free), free, deadline).lower
+    def achieved(choice: Choice) -> float | None:
+        return equalised_latency(model, choice)
+
+    floor = bisect(bracket(model, free), free, deadline, achieved).lower
 
     best_choice, (best_bandwidth, best_latency) = found, _equalised(model, found)
     best_total = _rounds(model, level) * (best_latency + t_dl)
@@ -163,15 +170,16 @@ def solve_pareto_sweep(
 
         def check(T: float, limit: float = level) -> Choice | None:
             return choose(model, table.min_bandwidth(T), bias_limit=limit,
-                          include_noise=True, margin=0.0)
+                          include_noise=True, margin=0.0, objective="feasible")
 
         _, upper = _equalised(model, found)
-        walk = bisect(Bisection(min(floor, upper), upper, found), check, deadline)
+        start = Bisection(min(floor, upper), upper, found, from_heuristic=True)
+        walk = bisect(start, check, deadline, achieved)
         bandwidth, latency = _equalised(model, walk.accepted, start_s=walk.upper)
-        total = _rounds(model, _level(model, walk.accepted)) * (latency + t_dl)
+        own = _level(model, walk.accepted)
+        total = _rounds(model, own) * (latency + t_dl)
         points.append({
-            "point": len(points) + 1, "bias_noise": _level(model, walk.accepted),
-            "rounds": _rounds(model, _level(model, walk.accepted)),
+            "point": len(points) + 1, "bias_noise": own, "rounds": _rounds(model, own),
             "round_latency_s": latency + t_dl, "total_latency_s": total,
             "bisection_steps": len(walk.rows),
         })

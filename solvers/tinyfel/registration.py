@@ -45,14 +45,19 @@ SPECS = (
     ),
     SolverSpec(
         "minlp_perspective", "tinyfel", "exact", f"{_PKG}.minlp:solve_minlp_perspective",
-        "P1 as one MINLP in perspective form (exact rate, rotated cones), Pyomo + SCIP (spec §5.3)",
+        "P1 as one MINLP in perspective form (rate perspective as tangent cuts, rotated cones), "
+        "Pyomo + SCIP; every bias form and aggregation rule (spec §5.3)",
         EXACT, backends=("scip",), supports=_supports("minlp"),
+        options={"mip_gap": "SCIP's relative gap limits/gap (float, default 1e-7)"},
     ),
     SolverSpec(
         "brute_force", "tinyfel", "exact", f"{_PKG}.brute_force:solve_brute_force",
-        "every selection and option, each equalised exactly (P1 and P2; small instances only)",
-        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND}),
+        "every selection and option, each equalised exactly (P1 and P2, every bias form; "
+        "at most 100,000 combinations)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
         supports=_supports("brute_force"),
+        options={"max_combinations": "refuse above this many combinations (int, default "
+                                     "100000; solve() refuses above the default anyway)"},
     ),
     SolverSpec(
         "relaxation_expcone", "tinyfel", "relaxation", f"{_PKG}.relaxation:solve_relaxation_expcone",

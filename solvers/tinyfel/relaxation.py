@@ -27,8 +27,10 @@ multipliers lam (coverage) and mu (count) >= 0 the Lagrangian dual function
 
 is a lower bound on sum_i cost_i(T) y_i over the relaxed rows (weak duality), hence on the
 bandwidth any selection meeting the rows needs at T. The solver only proposes (lam, mu);
-g is recomputed here from the exact Lambert-W cost_i(T). If g > 1 + :data:`CERTIFY_MARGIN`,
-no selection finishes by T, so T* > T: T is *certified*. The quadratic row is first
+g is recomputed here from the exact Lambert-W cost_i(T), and when the proposal does not
+certify (an inaccurate or failed solve), a few rounds of golden-section ascent of the
+concave g from it try to. If g > 1 + :data:`CERTIFY_MARGIN`, no selection finishes by T,
+so T* > T: T is *certified*. The quadratic row is first
 replaced by its tangent at the solver's coverage u-bar (valid because Phi_q is convex:
 Phi_q(u) >= Phi_q(u-bar) + grad Phi_q(u-bar)(u - u-bar)), which gives a linear row a, r. The
 bisection moves T_lo only to certified latencies, so ``bound`` = T_lo + T_dl is a proven
@@ -70,8 +72,8 @@ from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import (
     empty_solution,
     equalise,
-    infeasible_result,
     make_result,
+    structural_infeasibility,
 )
 
 METHOD = "relaxation_expcone"
@@ -82,9 +84,12 @@ CVXPY_NAMES = {"clarabel": cp.CLARABEL, "ecos": cp.ECOS, "scs": cp.SCS}
 SOLVER_SETTINGS: dict[str, dict[str, float]] = {
     "clarabel": {},
     "ecos": {"max_iters": 200},
-    "scs": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 50_000},
+    "scs": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 20_000},
 }
-"""Options passed to each backend (Clarabel's and ECOS's defaults are 1e-8 accurate)."""
+"""Options passed to each backend. Clarabel (default tolerances 1e-8) certifies to about 1e-7
+of the LP threshold. ECOS usually ends ``optimal_inaccurate`` on these exponential cones and
+SCS is first-order: their multipliers certify less, so their bounds come out up to ~1e-4
+(relative) lower, never invalid."""
 
 TIME_LIMIT_KEYS = {"clarabel": "time_limit", "scs": "time_limit_secs"}
 """Each backend's time-limit option [s]; ECOS has none."""
@@ -103,6 +108,9 @@ TIE = 1e-6
 
 MAX_WIDENINGS = 200
 """Doublings of T_hi before giving up."""
+
+ASCENT_ROUNDS = 3
+"""Rounds of golden-section ascent of g when the solver's multipliers do not certify."""
 
 
 def unsupported(model: TinyFELModel) -> str | None:
@@ -235,6 +243,46 @@ def dual_bound(
     return lam * required + mu * min_selected + math.fsum(best)
 
 
+def certificate(
+    options: Options, cost: np.ndarray, gain: np.ndarray, required: float,
+    lam: float, mu: float, min_selected: int,
+) -> float:
+    """The largest g(lam, mu) found (units of B): at the solver's multipliers and, when they
+    do not certify, after :data:`ASCENT_ROUNDS` rounds of golden-section ascent on lam and
+    mu in turn from there (g is concave, so each search is over a unimodal function)."""
+    def g(x: float, y: float) -> float:
+        return dual_bound(options, cost, gain, required, x, y, min_selected)
+
+    best = g(lam, mu)
+    if best > 1.0 + CERTIFY_MARGIN:
+        return best
+    lam, mu = max(lam, 0.0), max(mu, 0.0)
+    for _ in range(ASCENT_ROUNDS):
+        lam = _golden(lambda x, y=mu: g(x, y), max(4.0 * lam, SHORTFALL_PRICE))
+        if min_selected > 0:
+            mu = _golden(lambda y, x=lam: g(x, y), max(4.0 * mu, SHORTFALL_PRICE))
+        best = max(best, g(lam, mu))
+    return best
+
+
+def _golden(f, upper: float, steps: int = 60) -> float:
+    """The maximiser of a unimodal ``f`` on [0, upper] by golden-section search."""
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = 0.0, upper
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(steps):
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(d)
+    return c if fc >= fd else d
+
+
 def _multiplier(constraint: cp.Constraint | None) -> float:
     if constraint is None or constraint.dual_value is None:
         return 0.0
@@ -268,10 +316,9 @@ def solve_relaxation_expcone(
     backend = backend or "clarabel"
     started = time.perf_counter()
     deadline = Deadline(time_limit)
-    diagnosis = model.infeasibility()
-    if diagnosis is not None:
-        return infeasible_result(model, METHOD, diagnosis.reason, diagnosis.message,
-                                 infeasible_details=diagnosis.details)
+    blocked = structural_infeasibility(model, METHOD)
+    if blocked is not None:
+        return blocked
     table, inst = model.options, model.instance
     options = Options.of(model)
     n_min = inst.min_updated_layers
@@ -285,12 +332,12 @@ def solve_relaxation_expcone(
         program.latency.value = T / unit
         status = _run(program, backend, deadline)
         y = program.y.value if status in cp.settings.SOLUTION_PRESENT else None
-        bound = -math.inf
-        if y is not None:
-            gain, required = tangent_row(model, options, y)
-            bound = dual_bound(options, options.cost(model, T), gain, required,
-                               _multiplier(program.coverage), _multiplier(program.count),
-                               inst.min_selected)
+        point = np.zeros(options.device.size) if y is None else y
+        gain, required = tangent_row(model, options, point)
+        lam, mu = (0.0, 0.0) if y is None else (_multiplier(program.coverage),
+                                                 _multiplier(program.count))
+        bound = certificate(options, options.cost(model, T), gain, required, lam, mu,
+                            inst.min_selected)
         done = bound > 1.0 + CERTIFY_MARGIN
         rows.append({"iteration": len(rows) + 1, "T_s": T, "certified": done,
                      "dual_bound": bound, "solver_status": status})

@@ -391,7 +391,9 @@ class GridSearch:
         remaining = self.deadline.remaining
         if isinstance(self.programs, SlsqpCell):
             return self.programs.solve(M, N, time_limit=remaining)
-        return self.programs.solve(M, N, time_limit=remaining, box=box, integer=box is not None)
+        # exact mode uses only the certified bound, the multipliers and the rounded point
+        return self.programs.solve(M, N, time_limit=remaining, box=box, integer=box is not None,
+                                   direct=self.mode == "exact")
 
     def _offer(self, psi: float, M: int, N: int, x, vector: CellVector) -> None:
         if psi < self.incumbent.psi:
