@@ -154,7 +154,8 @@ class Result:
         return frame
 
     def summary(self) -> str:
-        """A few readable lines: status, objective, bound, gap, verification, times."""
+        """A few readable lines: status, objective, bound, gap, verification, the scalar
+        decisions of the solution (e.g. two_stage's rounds and pre-training batch), times."""
         lines = [f"{self.model} / {self.method}" + (f" ({self.solver})" if self.solver else "")]
         lines.append(f"  status      {self.status.value}" + (f"  [{self.termination}]" if self.termination else ""))
         if self.message:
@@ -164,6 +165,9 @@ class Result:
         gap = self.gap
         lines.append(f"  gap         {'-' if gap is None else f'{gap:.3e}'}")
         lines.append(f"  verified    {self.verified}")
+        for name, value in self.solution.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                lines.append(f"  {name:<11} {_fmt(float(value)) if isinstance(value, float) else value}")
         t = self.timings
         lines.append(f"  wall time   {t.wall_s:.4f} s (build {t.build_s:.4f} s, solve {t.solve_s:.4f} s)")
         return "\n".join(lines)
