@@ -9,6 +9,7 @@ which uses the model's own NumPy code and knows nothing about any solver.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ class Model(ABC):
     """Base class of every edgeopt model.
 
     Subclasses set ``model_id``, ``version``, ``schema`` (a pydantic model of the canonical
-    instance), ``variables``, ``constraints`` and ``objective``, and implement
+    instance, with a ``devices`` list of named devices), ``presets_module`` (a module with
+    ``preset(name, **options)`` returning a validated instance), ``variables``,
+    ``constraints`` and ``objective``, and implement
     :meth:`evaluate`, :meth:`convergence_terms` and :meth:`infeasibility`.
     """
 
@@ -100,6 +103,7 @@ class Model(ABC):
     variables: ClassVar[tuple[VariableSpec, ...]]
     constraints: ClassVar[tuple[ConstraintSpec, ...]]
     objective: ClassVar[str]
+    presets_module: ClassVar[str]
 
     def __init__(self, instance: BaseModel):
         if not isinstance(instance, self.schema):
@@ -127,9 +131,23 @@ class Model(ABC):
         document = {"model": cls.model_id, "version": cls.version, **fields}
         return cls.from_dict(document)
 
+    @classmethod
+    def preset(cls, name: str, **options: Any) -> Model:
+        """A preset instance: see the model's ``presets.preset`` for names and options."""
+        return cls(importlib.import_module(cls.presets_module).preset(name, **options))
+
     def with_changes(self, **fields: Any) -> Model:
         """A new model with some top-level fields replaced (validated again)."""
         return type(self).from_dict({**self.to_dict(), **fields})
+
+    # ---- devices --------------------------------------------------------------------
+    @property
+    def n_devices(self) -> int:
+        return len(self.instance.devices)
+
+    @property
+    def device_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.instance.devices)
 
     # ---- output ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -90,16 +90,9 @@ class EdgeSplitModel(Model):
         ConstraintSpec("finite_time", "b_i > 0 where traffic is needed; s_i > 0 where server work is", "count"),
     )
     objective = "J = R * max_i T_i  [s]"
+    presets_module = "edgeopt.models.edgesplit.presets"
 
     instance: EdgeSplitInstance
-
-    # ---- construction helpers --------------------------------------------------------
-    @classmethod
-    def preset(cls, name: str, **options: Any) -> EdgeSplitModel:
-        """A preset instance: see :func:`edgeopt.models.edgesplit.presets.preset`."""
-        from edgeopt.models.edgesplit.presets import preset
-
-        return cls(preset(name, **options))
 
     # ---- basic facts -----------------------------------------------------------------
     @property
@@ -109,14 +102,6 @@ class EdgeSplitModel(Model):
             "layers": len(self.instance.layers),
             "candidate_cuts": len(self.candidate_cuts),
         }
-
-    @property
-    def n_devices(self) -> int:
-        return len(self.instance.devices)
-
-    @property
-    def device_names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.instance.devices)
 
     @property
     def shared(self) -> bool:

@@ -80,16 +80,9 @@ class TinyFELModel(Model):
         ConstraintSpec("energy", "E^cmp + P_k Q/r(b_k) <= E_k^max (C6, optional)", "J"),
     )
     objective = "P1: T_round = T + T_dl [s];  P2: R(a,n) * T_round [s]"
+    presets_module = "edgeopt.models.tinyfel.presets"
 
     instance: TinyFELInstance
-
-    # ---- construction helpers --------------------------------------------------------
-    @classmethod
-    def preset(cls, name: str, **options_: Any) -> TinyFELModel:
-        """A preset instance: see :func:`edgeopt.models.tinyfel.presets.preset`."""
-        from edgeopt.models.tinyfel.presets import preset
-
-        return cls(preset(name, **options_))
 
     # ---- basic facts -----------------------------------------------------------------
     @property
@@ -97,16 +90,8 @@ class TinyFELModel(Model):
         return {"devices": len(self.instance.devices), "layers": len(self.instance.layers)}
 
     @property
-    def n_devices(self) -> int:
-        return len(self.instance.devices)
-
-    @property
     def n_layers(self) -> int:
         return len(self.instance.layers)
-
-    @property
-    def device_names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.instance.devices)
 
     @property
     def total_latency(self) -> bool:

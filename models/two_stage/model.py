@@ -72,16 +72,9 @@ class TwoStageModel(Model):
         ConstraintSpec("per_round", "per_round lists N x K, round 0 = top-level lists", "count"),
     )
     objective = "Psi = [a0 + a1 M + a2 (sum_m 1/D(m) + sum_n sum_k alpha_k^2/B_k(n))]/(M + N)"
+    presets_module = "edgeopt.models.two_stage.presets"
 
     instance: TwoStageInstance
-
-    # ---- construction helpers --------------------------------------------------------
-    @classmethod
-    def preset(cls, name: str, **options: Any) -> TwoStageModel:
-        """A preset instance: see :func:`edgeopt.models.two_stage.presets.preset`."""
-        from edgeopt.models.two_stage.presets import preset
-
-        return cls(preset(name, **options))
 
     # ---- basic facts -----------------------------------------------------------------
     @property
@@ -91,14 +84,6 @@ class TwoStageModel(Model):
             "max_pretrain_rounds": self.instance.max_pretrain_rounds,
             "max_finetune_rounds": self.instance.max_finetune_rounds,
         }
-
-    @property
-    def n_devices(self) -> int:
-        return len(self.instance.devices)
-
-    @property
-    def device_names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.instance.devices)
 
     @cached_property
     def derived(self) -> Derived:
