@@ -230,3 +230,28 @@ def mean_square_of_average(weights: np.ndarray, points: np.ndarray, batch: int) 
         average = points[list(outcome)].mean(axis=0)
         total += probability * float(average @ average)
     return total
+
+
+def second_moment_numbers(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` exact evaluations of E||m + n||^2 and ||m||^2 + E||n||^2 for zero-mean
+    noise n on random finite laws (the unbiased-noise identity)."""
+    lhs, rhs = np.empty(count), np.empty(count)
+    for k in range(count):
+        dim = int(rng.integers(1, 5))
+        weights, atoms = finite_distribution(rng, int(rng.integers(2, 6)), dim)
+        mean = rng.normal(size=dim) * 3
+        lhs[k] = weights @ np.sum((mean + atoms) ** 2, axis=1)
+        rhs[k] = mean @ mean + weights @ np.sum(atoms**2, axis=1)
+    return lhs, rhs
+
+
+def minibatch_numbers(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` exact evaluations of E||average of a batch||^2 and E||n||^2 / batch for
+    i.i.d. zero-mean noise on random finite laws (the mini-batch variance identity)."""
+    lhs, rhs = np.empty(count), np.empty(count)
+    for k in range(count):
+        batch = int(rng.integers(1, 5))
+        weights, atoms = finite_distribution(rng, int(rng.integers(2, 4)), int(rng.integers(1, 4)))
+        lhs[k] = mean_square_of_average(weights, atoms, batch)
+        rhs[k] = weights @ np.sum(atoms**2, axis=1) / batch
+    return lhs, rhs

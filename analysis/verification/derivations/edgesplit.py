@@ -20,7 +20,8 @@ from edgeopt.analysis.verification.steps import (
     Step,
     descent_lemma_values,
     finite_distribution,
-    mean_square_of_average,
+    minibatch_numbers,
+    second_moment_numbers,
     simplex,
 )
 
@@ -166,13 +167,13 @@ def _moment_steps() -> list[Step]:
             "E2 second moment of an unbiased estimate",
             "E||g||^2 = ||grad f||^2 + E||g - grad f||^2 when E g = grad f",
             "==", second, m.dot(m) + noise,
-            "zero-mean noise (symbolically: any 3-atom law in R^2)", numeric=_unbiased_numbers,
+            "zero-mean noise (symbolically: any 3-atom law in R^2)", numeric=second_moment_numbers,
         ),
         Step(
             "E3 variance of an averaged mini-batch",
             "E||(1/beta) sum_j n_j||^2 = E||n||^2/beta for i.i.d. zero-mean n_j",
             "==", mean_square, single / batch,
-            "i.i.d. samples (symbolically: beta = 3, a 2-atom law)", numeric=_batch_numbers,
+            "i.i.d. samples (symbolically: beta = 3, a 2-atom law)", numeric=minibatch_numbers,
         ),
         Step(
             "E4 variance of the device aggregate",
@@ -257,25 +258,6 @@ def _step_size_sampler(gamma, L, var, G):
     return sample
 
 
-def _unbiased_numbers(rng, count):
-    lhs, rhs = np.empty(count), np.empty(count)
-    for k in range(count):
-        dim = int(rng.integers(1, 5))
-        weights, atoms = finite_distribution(rng, int(rng.integers(2, 6)), dim)
-        mean = rng.normal(size=dim) * 3
-        lhs[k] = weights @ np.sum((mean + atoms) ** 2, axis=1)
-        rhs[k] = mean @ mean + weights @ np.sum(atoms**2, axis=1)
-    return lhs, rhs
-
-
-def _batch_numbers(rng, count):
-    lhs, rhs = np.empty(count), np.empty(count)
-    for k in range(count):
-        batch = int(rng.integers(1, 5))
-        weights, atoms = finite_distribution(rng, int(rng.integers(2, 4)), int(rng.integers(1, 4)))
-        lhs[k] = mean_square_of_average(weights, atoms, batch)
-        rhs[k] = weights @ np.sum(atoms**2, axis=1) / batch
-    return lhs, rhs
 
 
 def _aggregate_numbers(rng, count):

@@ -21,7 +21,8 @@ from edgeopt.analysis.verification.steps import (
     Step,
     descent_lemma_values,
     finite_distribution,
-    mean_square_of_average,
+    minibatch_numbers,
+    second_moment_numbers,
     simplex,
 )
 
@@ -152,13 +153,13 @@ def _moment_steps() -> list[Step]:
             "S2 second moment of an unbiased estimate",
             "E||g||^2 = ||E g||^2 + E||g - E g||^2",
             "==", sum(w * (m + x).dot(m + x) for w, x in law), m.dot(m) + single,
-            "zero-mean noise (symbolically: a two-atom law in R^2)", numeric=_unbiased_numbers,
+            "zero-mean noise (symbolically: a two-atom law in R^2)", numeric=second_moment_numbers,
         ),
         Step(
             "S3 variance of an averaged mini-batch",
             "E||(1/D) sum_j n_j||^2 = E||n||^2/D for i.i.d. zero-mean n_j (so <= sigma^2/D by A3)",
             "==", moment(law, 3), single / 3,
-            "i.i.d. samples (symbolically: D = 3, a two-atom law)", numeric=_batch_numbers,
+            "i.i.d. samples (symbolically: D = 3, a two-atom law)", numeric=minibatch_numbers,
         ),
         Step(
             "S4 variance of the federated aggregate",
@@ -502,25 +503,6 @@ def _sampler(s, extra=None):
     return sample
 
 
-def _unbiased_numbers(rng, count):
-    lhs, rhs = np.empty(count), np.empty(count)
-    for k in range(count):
-        dim = int(rng.integers(1, 5))
-        weights, atoms = finite_distribution(rng, int(rng.integers(2, 6)), dim)
-        mean = rng.normal(size=dim) * 3
-        lhs[k] = weights @ np.sum((mean + atoms) ** 2, axis=1)
-        rhs[k] = mean @ mean + weights @ np.sum(atoms**2, axis=1)
-    return lhs, rhs
-
-
-def _batch_numbers(rng, count):
-    lhs, rhs = np.empty(count), np.empty(count)
-    for k in range(count):
-        batch = int(rng.integers(1, 5))
-        weights, atoms = finite_distribution(rng, int(rng.integers(2, 4)), int(rng.integers(1, 4)))
-        lhs[k] = mean_square_of_average(weights, atoms, batch)
-        rhs[k] = weights @ np.sum(atoms**2, axis=1) / batch
-    return lhs, rhs
 
 
 def _aggregate_numbers(rng, count):
