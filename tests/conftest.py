@@ -15,6 +15,24 @@ def known_answer_path(name: str) -> Path:
     return DATA / f"edgesplit_{name}.json"
 
 
+def random_tinyfel_layers(rng: np.random.Generator, count: int) -> list[dict]:
+    """``count`` random TinyFEL layers at the scale of the spec's instance A (FLOP ~ 1e9,
+    parameters ~ 1e5 bytes, G_l^2 in [0.1, 1])."""
+    return [
+        {
+            "name": f"l{j + 1}",
+            "fwd_flops": float(rng.uniform(5e8, 3e9)),
+            "bwd_weight_flops": None,
+            "bwd_act_flops": None,
+            "param_bytes": float(rng.uniform(5e4, 8e5)),
+            "in_bytes": float(rng.uniform(1e5, 5e5)),
+            "act_factor": 2,
+            "grad_sq_bound": float(rng.uniform(0.1, 1.0)),
+        }
+        for j in range(count)
+    ]
+
+
 def random_edgesplit_document(
     rng: np.random.Generator,
     devices: int = 3,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_tinyfel_layers
 
 from edgeopt.analysis.compare import run_methods
 from edgeopt.models.tinyfel import TinyFELModel
@@ -61,19 +62,7 @@ def random_document(
     noise term to the budget, a downlink, header bits and client drift; ``quadratic`` uses
     the quadratic bias form.
     """
-    layer_list = [
-        {
-            "name": f"l{j + 1}",
-            "fwd_flops": float(rng.uniform(5e8, 3e9)),
-            "bwd_weight_flops": None,
-            "bwd_act_flops": None,
-            "param_bytes": float(rng.uniform(5e4, 8e5)),
-            "in_bytes": float(rng.uniform(1e5, 5e5)),
-            "act_factor": 2,
-            "grad_sq_bound": float(rng.uniform(0.1, 1.0)),
-        }
-        for j in range(layers)
-    ]
+    layer_list = random_tinyfel_layers(rng, layers)
     device_list = []
     for k in range(devices):
         device = {

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_tinyfel_layers
 from scipy.optimize import brentq
 
 from edgeopt.models.tinyfel import TinyFELModel
@@ -56,19 +57,7 @@ def random_model(
     energy budgets, P1 or P2 (reachable target), sometimes noise in the budget, a downlink
     term and drift."""
     K, L = int(rng.integers(*devices, endpoint=True)), int(rng.integers(*layers, endpoint=True))
-    layer_list = [
-        {
-            "name": f"l{j + 1}",
-            "fwd_flops": float(rng.uniform(5e8, 3e9)),
-            "bwd_weight_flops": None,
-            "bwd_act_flops": None,
-            "param_bytes": float(rng.uniform(5e4, 8e5)),
-            "in_bytes": float(rng.uniform(1e5, 5e5)),
-            "act_factor": 2,
-            "grad_sq_bound": float(rng.uniform(0.1, 1.0)),
-        }
-        for j in range(L)
-    ]
+    layer_list = random_tinyfel_layers(rng, L)
     grad_total = sum(layer["grad_sq_bound"] for layer in layer_list)
     device_list = []
     for k in range(K):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_tinyfel_layers
 from scipy.optimize import minimize
 
 from edgeopt.models.tinyfel import TinyFELModel
@@ -116,19 +117,7 @@ def random_model(rng: np.random.Generator, energy: bool = False) -> TinyFELModel
     """A random instance with 3-7 devices and 2-5 layers at the scale of instance A; some
     options are rate-capped or memory-infeasible; optional energy budgets."""
     K, L = int(rng.integers(3, 8)), int(rng.integers(2, 6))
-    layers = [
-        {
-            "name": f"l{j + 1}",
-            "fwd_flops": float(rng.uniform(5e8, 3e9)),
-            "bwd_weight_flops": None,
-            "bwd_act_flops": None,
-            "param_bytes": float(rng.uniform(5e4, 8e5)),
-            "in_bytes": float(rng.uniform(1e5, 5e5)),
-            "act_factor": 2,
-            "grad_sq_bound": float(rng.uniform(0.1, 1.0)),
-        }
-        for j in range(L)
-    ]
+    layers = random_tinyfel_layers(rng, L)
     devices = []
     for k in range(K):
         device = {

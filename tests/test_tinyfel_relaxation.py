@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_tinyfel_layers
 from scipy.optimize import brentq, linprog
 
 from edgeopt.models.tinyfel import TinyFELModel
@@ -38,13 +39,7 @@ def random_model(rng: np.random.Generator, energy: bool = False) -> TinyFELModel
     """3-5 devices, 2-3 layers at the scale of instance A; the last device far away (its
     options rate-capped), optional energy budgets, sometimes noise in the budget."""
     K, L = int(rng.integers(3, 6)), int(rng.integers(2, 4))
-    layers = [
-        {"name": f"l{j + 1}", "fwd_flops": float(rng.uniform(5e8, 3e9)),
-         "bwd_weight_flops": None, "bwd_act_flops": None,
-         "param_bytes": float(rng.uniform(5e4, 8e5)), "in_bytes": float(rng.uniform(1e5, 5e5)),
-         "act_factor": 2, "grad_sq_bound": float(rng.uniform(0.1, 1.0))}
-        for j in range(L)
-    ]
+    layers = random_tinyfel_layers(rng, L)
     devices = []
     for k in range(K):
         device = {"name": f"d{k + 1}", "flops_per_s": float(rng.uniform(5e9, 3e10)),

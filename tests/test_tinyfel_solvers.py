@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_tinyfel_layers
 from scipy.optimize import brentq
 
 from edgeopt.models.tinyfel import TinyFELModel, radio
@@ -136,19 +137,7 @@ def brute_force(model: TinyFELModel) -> float | None:
 def random_model(rng: np.random.Generator) -> TinyFELModel:
     """A tiny random instance (K L <= 9) at the scale of instance A, some options rate-capped."""
     K, L = int(rng.integers(2, 4)), int(rng.integers(2, 4))
-    layers = [
-        {
-            "name": f"l{j + 1}",
-            "fwd_flops": float(rng.uniform(5e8, 3e9)),
-            "bwd_weight_flops": None,
-            "bwd_act_flops": None,
-            "param_bytes": float(rng.uniform(5e4, 8e5)),
-            "in_bytes": float(rng.uniform(1e5, 5e5)),
-            "act_factor": 2,
-            "grad_sq_bound": float(rng.uniform(0.1, 1.0)),
-        }
-        for j in range(L)
-    ]
+    layers = random_tinyfel_layers(rng, L)
     devices = [
         {
             "name": f"d{k + 1}",
