@@ -57,7 +57,6 @@ from edgeopt.solvers.two_stage.sca import (
     check_seed,
     grid_cells,
     instance_infeasible,
-    integer_caps,
     lower_bounds,
     sca_evaluator,
     search_result,
@@ -297,8 +296,11 @@ def solve_split_budget(model: TwoStageModel, *, backend: str | None = None,
             break  # more rounds need more of the same share
         pre_batch[M] = D
     Ns = np.arange(d.max_finetune_rounds + 1)
-    _, B_hat, possible = integer_caps(model, np.zeros(Ns.size), Ns, fine)
-    beta_hat = np.where(possible | (Ns == 0), model.beta(np.maximum(B_hat, 1)), np.inf)
+    fine_caps = fine.caps(model)
+    stage_caps = [fine_caps.caps(0, int(N)) if N else None for N in Ns]
+    B_hat = np.array([d.device_max_batch if c is None else c.B for c in stage_caps], dtype=float)
+    possible = np.array([c is None or c.feasible for c in stage_caps])
+    beta_hat = np.where(possible, model.beta(np.maximum(B_hat, 1)), np.inf)
     cells, bounds = [], []
     for M, D in pre_batch.items():
         for N in Ns:

@@ -61,12 +61,16 @@ class Caps:
 class CellBounds:
     """Caps and bounds of one model (SI constants cached; see the module docstring)."""
 
-    def __init__(self, model: TwoStageModel, integer: bool = True):
+    def __init__(self, model: TwoStageModel, integer: bool = True,
+                 energy_budget_j: float | None = None, delay_budget_s: float | None = None):
+        """``energy_budget_j`` [J] and ``delay_budget_s`` [s] replace the instance's budgets
+        (a method that splits them between stages)."""
         d = model.derived
         self.model = model
         self.integer = integer
         self.coeffs = model.coefficients
-        self.E, self.T = d.energy_budget_j, d.delay_budget_s
+        self.E = d.energy_budget_j if energy_budget_j is None else float(energy_budget_j)
+        self.T = d.delay_budget_s if delay_budget_s is None else float(delay_budget_s)
         self.c_s = d.server_cycles / d.server_clock_hz
         self.A_s = float(d.server_energy_time_constant(1.0))
         self.D_max = float(d.server_max_batch)

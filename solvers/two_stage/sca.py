@@ -74,6 +74,7 @@ import pandas as pd
 from edgeopt.models.two_stage import TwoStageModel
 from edgeopt.models.two_stage.derived import LN2
 from edgeopt.solvers.result import Result, Status, Timings, infeasible_result
+from edgeopt.solvers.two_stage.bounds import CellBounds
 
 METHOD = "sca_grid"
 
@@ -193,6 +194,10 @@ class Budgets:
     def of(cls, model: TwoStageModel, share: float = 1.0) -> Budgets:
         d = model.derived
         return cls(share * d.energy_budget_j, share * d.delay_budget_s)
+
+    def caps(self, model: TwoStageModel) -> CellBounds:
+        """The §6.2 integer caps under these budgets."""
+        return CellBounds(model, energy_budget_j=self.energy_j, delay_budget_s=self.delay_s)
 
     def oracle(self) -> dict[str, float]:
         return {"energy_budget_j": self.energy_j, "delay_budget_s": self.delay_s}
@@ -579,43 +584,6 @@ def round_cell(model: TwoStageModel, relaxed: Relaxed, rounding: str,
 # ---- valid per-cell lower bounds and the search --------------------------------------------------
 
 
-def integer_caps(model: TwoStageModel, M, N, budgets: Budgets | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spec §6.2 batch caps, floored (valid for integer batches), vectorised over cells:
-    (D-hat, B-hat [..., K], possible). ``possible`` is False where the caps prove the cell
-    infeasible (E' <= 0, no time left, or a cap < 1). An unused stage gets its batch cap."""
-    d = model.derived
-    M, N = np.broadcast_arrays(np.asarray(M, float), np.asarray(N, float))
-    budgets = budgets or Budgets.of(model)
-    E, T = budgets.energy_j, budgets.delay_s
-    u1 = float(np.max(d.device_cycles / d.device_clock_hz + d.tau_min_s))
-    e_left = E - N * float(np.sum(d.energy_inf_j))
-    t_server = T - N * u1
-    t_device = T - M * d.server_cycles / d.server_clock_hz
-    with np.errstate(divide="ignore", invalid="ignore"):
-        Ms = np.where(M > 0, M, 1.0)
-        D_hat = np.minimum.reduce([
-            np.full(M.shape, float(d.server_max_batch)),
-            d.server_clock_hz * t_server / (Ms * d.server_cycles),
-            np.cbrt(np.maximum(e_left, 0) * np.maximum(t_server, 0) ** 2
-                    / (d.server_capacitance * d.server_cycles**3 * Ms**3)),
-        ])
-        D_hat = np.where(M > 0, D_hat, d.server_max_batch)
-        Ns = np.where(N > 0, N, 1.0)[..., None]
-        slot = (t_device[..., None] / Ns) - d.tau_min_s
-        B_hat = np.minimum.reduce([
-            np.broadcast_to(d.device_max_batch.astype(float), slot.shape),
-            d.device_clock_hz / d.device_cycles * slot,
-            np.cbrt(np.maximum(e_left, 0)[..., None] * np.maximum(slot, 0) ** 2
-                    / (Ns * d.device_capacitance * d.device_cycles**3)),
-        ])
-        B_hat = np.where(N[..., None] > 0, B_hat, d.device_max_batch)
-    D_int = np.floor(D_hat * (1 + 1e-12))
-    B_int = np.floor(B_hat * (1 + 1e-12))
-    possible = (e_left > 0) & (D_int >= 1) & np.all(B_int >= 1, axis=-1) & (M + N >= 1)
-    return D_int, B_int, possible
-
-
 def grid_cells(model: TwoStageModel) -> list[tuple[int, int]]:
     """Every cell of {0..M_max} x {0..N_max} except (0, 0)."""
     d = model.derived
@@ -625,15 +593,9 @@ def grid_cells(model: TwoStageModel) -> list[tuple[int, int]]:
 
 def lower_bounds(model: TwoStageModel, cells: list[tuple[int, int]]) -> np.ndarray:
     """A valid lower bound on the integer Psi of each cell (+inf where the caps prove the
-    cell infeasible): Psi at the floored §6.2 caps."""
-    if not cells:
-        return np.zeros(0)
-    M = np.array([c[0] for c in cells], float)
-    N = np.array([c[1] for c in cells], float)
-    D, B, possible = integer_caps(model, M, N)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = model.bound(M, N, np.maximum(D, 1), np.maximum(B, 1))
-    return np.where(possible, value, np.inf)
+    cell infeasible): LB(M, N) of :mod:`.bounds` (Psi at the floored §6.2 caps)."""
+    bounds = CellBounds(model)
+    return np.array([bounds.cell(M, N) for M, N in cells], dtype=float)
 
 
 @dataclass
