@@ -236,6 +236,85 @@ def test_quick_feasibility_decisions_match_the_oracle_near_the_boundary():
     assert decided >= 30
 
 
+def test_feasibility_with_the_last_split_matches_the_oracle():
+    """CellVector.feasible (which first tries the last decided point's compute times) answers
+    exactly as the oracle does, on a walk of points around the budget boundary."""
+    rng = np.random.default_rng(9)
+    model = TwoStageModel.preset("default", devices=5, seed=4, max_pretrain_rounds=400,
+                                 max_finetune_rounds=80, energy_budget_j=3.0,
+                                 delay_budget_s=20.0)
+    programs = CellPrograms(model)
+    answers = {True: 0, False: 0}
+    for _ in range(6):
+        M, N = int(rng.integers(1, 400)), int(rng.integers(1, 60))
+        relaxed = programs.solve(M, N)
+        if not relaxed.solved:
+            continue
+        vector = CellVector(model, M, N)
+        base = np.floor(np.array([relaxed.D, *relaxed.B]))
+        for _ in range(25):
+            x = np.clip(base + rng.integers(-3, 3, base.size), 1, vector.cap).astype(int)
+            D, B = vector.split(x)
+            truth = bool(model.min_energy(M, N, D, np.array(B, float)).feasible)
+            assert vector.feasible(x) == truth, (M, N, x)
+            answers[truth] += 1
+    assert min(answers.values()) >= 10
+
+
+def test_parallel_box_solves_equal_one_at_a_time():
+    model = TwoStageModel.preset("default", devices=6, seed=2, max_pretrain_rounds=500,
+                                 max_finetune_rounds=40)
+    caps = CellBounds(model).caps(500, 30)
+    hi = np.array([caps.D, *caps.B], float)
+    rng = np.random.default_rng(3)
+    boxes = []
+    for _ in range(6):
+        lo = np.ones_like(hi)
+        top = hi.copy()
+        i = int(rng.integers(hi.size))
+        top[i] = max(1.0, np.floor(hi[i] * rng.uniform(0.2, 0.9)))
+        boxes.append((lo, top))
+    together = CellPrograms(model).solve_boxes(500, 30, boxes, integer=True)
+    alone = CellPrograms(model)
+    for box, cell in zip(boxes, together):
+        one = alone.solve(500, 30, box=box, integer=True, direct=True)
+        assert cell.status == one.status
+        assert cell.bound == pytest.approx(one.bound, rel=1e-9)
+        assert cell.value == pytest.approx(one.value, rel=1e-6)
+
+
+def test_interleaved_trees_match_cells_solved_one_by_one():
+    """exact (the cells' branch-and-bound trees interleaved) == the best of branch_and_bound
+    run to the end, without cutoff, on every cell whose relaxation is below the optimum."""
+    for seed in range(3):
+        model = TwoStageModel.preset("default", devices=4, seed=seed, max_pretrain_rounds=12,
+                                     max_finetune_rounds=6, energy_budget_j=0.5,
+                                     delay_budget_s=3.0)
+        result = checked(model, solve_exact(model))
+        assert result.status is Status.OPTIMAL
+        assert result.extras["pruning"]["integer_solves"] >= 1
+        programs, bounds = CellPrograms(model), CellBounds(model)
+        best, searched = math.inf, 0
+        for M, N in itertools.product(range(13), range(7)):
+            if M + N == 0 or not (caps := bounds.caps(M, N)).feasible:
+                continue
+            vector = CellVector(model, M, N, caps)
+            if not vector.feasible(np.ones(vector.size, int)):
+                continue
+            root = programs.solve(M, N, box=(np.ones(vector.size), vector.cap.astype(float)),
+                                  integer=True, direct=True)
+            a = model.coefficients
+            if (a.a0 + a.a1 * M + a.a2 * root.bound) / (M + N) > result.objective:
+                continue
+            search = branch_and_bound(model, M, N, programs, caps=caps, root=root)
+            searched += 1
+            if search.point is not None:
+                best = min(best, float(model.bound(M, N, search.point.D,
+                                                   np.array(search.point.B, float))))
+        assert searched >= 1
+        assert result.objective == pytest.approx(best, rel=1e-9)
+
+
 # ---- the search ------------------------------------------------------------------------------
 
 

@@ -60,8 +60,10 @@ certified bound g.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -453,13 +455,34 @@ class CellPrograms:
         use the point only to guide branching and rounding (rounded points are re-checked by
         the oracle). Without ``direct`` the point is as accurate as cvxpy's."""
         if direct and self.backend == "clarabel" and self._fallback_allowed:
-            direct = self._solve_direct(M, N, time_limit, box, integer)
-            if direct.status in ("optimal", "optimal_inaccurate") and (
-                    direct.value - direct.bound <= RETRY_GAP * abs(direct.value)):
-                return direct
-            result = self._solve_cvxpy(M, N, time_limit, box, integer)
-            return replace(result, solve_s=result.solve_s + direct.solve_s)
+            return self._settle(M, N, time_limit, box, integer,
+                                self._solve_direct(M, N, time_limit, box, integer))
         return self._solve_cvxpy(M, N, time_limit, box, integer)
+
+    def solve_boxes(self, M: int, N: int, boxes: list, time_limit: float | None = None,
+                    integer: bool = False) -> list[RelaxedCell]:
+        """``solve(M, N, box=box, integer=integer, direct=True)`` for several boxes of one
+        cell, the direct Clarabel solves on ``THREADS`` threads at once (Clarabel releases
+        the GIL while it solves; the cvxpy fallback, which is not thread-safe, runs after
+        them one at a time). Used by branch and bound for the two children of a node."""
+        if len(boxes) < 2 or THREADS < 2 or not (self.backend == "clarabel"
+                                                 and self._fallback_allowed):
+            return [self.solve(M, N, time_limit, box, integer, direct=True) for box in boxes]
+        self._prepare_direct(M, N, time_limit)
+        firsts = list(_thread_pool().map(
+            lambda box: self._solve_direct(M, N, time_limit, box, integer, prepared=True),
+            boxes))
+        return [self._settle(M, N, time_limit, box, integer, first)
+                for box, first in zip(boxes, firsts)]
+
+    def _settle(self, M: int, N: int, time_limit: float | None, box, integer: bool,
+                direct: RelaxedCell) -> RelaxedCell:
+        """A direct solve if it ended with a tight certified bound, else the cvxpy path."""
+        if direct.status in ("optimal", "optimal_inaccurate") and (
+                direct.value - direct.bound <= RETRY_GAP * abs(direct.value)):
+            return direct
+        result = self._solve_cvxpy(M, N, time_limit, box, integer)
+        return replace(result, solve_s=result.solve_s + direct.solve_s)
 
     def _solve_cvxpy(self, M: int, N: int, time_limit: float | None, box,
                      integer: bool) -> RelaxedCell:
@@ -481,11 +504,8 @@ class CellPrograms:
         better = second if second.bound > first.bound else first
         return replace(better, solve_s=first.solve_s + second.solve_s)
 
-    def _solve_direct(self, M: int, N: int, time_limit: float | None, box,
-                      integer: bool) -> RelaxedCell:
-        """One solve by Clarabel without cvxpy (same scaled program, same certified bound)."""
-        started = time.perf_counter()
-        data = self.data
+    def _prepare_direct(self, M: int, N: int, time_limit: float | None) -> None:
+        """Build the cell's Clarabel program (once per cell) and set the settings."""
         if self._direct is None or (self._direct.M, self._direct.N) != (M, N):
             self._direct = _DirectProgram(self.data, M, N)
         if self._settings is None:
@@ -497,6 +517,15 @@ class CellPrograms:
             for name, value in DIRECT_SETTINGS.items():
                 setattr(self._settings, name, value)
         self._settings.time_limit = math.inf if time_limit is None else max(time_limit, 1e-3)
+
+    def _solve_direct(self, M: int, N: int, time_limit: float | None, box,
+                      integer: bool, prepared: bool = False) -> RelaxedCell:
+        """One solve by Clarabel without cvxpy (same scaled program, same certified bound);
+        ``prepared``: :meth:`_prepare_direct` was called for this cell (threads call it so)."""
+        started = time.perf_counter()
+        data = self.data
+        if not prepared:
+            self._prepare_direct(M, N, time_limit)
         lo, hi = data.box(M, N, box)
         fixed = hi - lo < 2 * FIXED_WIDTH  # as in _set: no empty interior
         lo = np.where(fixed, np.maximum(lo - FIXED_WIDTH, 1.0), lo)
@@ -559,6 +588,20 @@ class CellPrograms:
 
 
 # ---- Clarabel called directly -----------------------------------------------------------------
+
+THREADS = min(2, os.cpu_count() or 1)
+"""Threads for :meth:`CellPrograms.solve_boxes` (two children per branch-and-bound node)."""
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """The module's thread pool (created on first use, ``THREADS`` workers)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(THREADS, thread_name_prefix="edgeopt-clarabel")
+    return _POOL
+
 
 CLARABEL_STATUS = {"Solved": "optimal", "AlmostSolved": "optimal_inaccurate",
                    "PrimalInfeasible": "infeasible", "AlmostPrimalInfeasible":

@@ -13,8 +13,9 @@ are used (no D when M = 0, no B when N = 0); its objective is the batch term Q =
 with c_D = M and c_k = N alpha_k^2.
 
 * ``floor`` / ``floor_fill`` (:func:`round_relaxed`): the heuristics' rounding rules.
-* :func:`branch_and_bound` (any K): best-first branch and bound on the certified relaxation of
-  :mod:`.cell` (the method ``exact`` uses by default).
+* :class:`CellTree` / :func:`branch_and_bound` (any K): best-first branch and bound on the
+  certified relaxation of :mod:`.cell` (the method ``exact`` uses by default, interleaving the
+  trees of its open cells).
 * :func:`scip_cell`: the convex MINLP solved by SCIP (small K; at K = 20 its dual bound stayed
   below the convex relaxation after 60 s).
 * :func:`staircase`: the pure-Python search of the spec (K <= 2).
@@ -35,7 +36,7 @@ from edgeopt.models.two_stage.derived import (
     upload_energy_curvature,
     upload_energy_slope,
 )
-from edgeopt.solvers.two_stage.cell import CellData, CellPrograms, RelaxedCell
+from edgeopt.solvers.two_stage.cell import THREADS, CellData, CellPrograms, RelaxedCell
 
 ROUNDING = ("floor", "floor_fill")
 """Rounding rules of the heuristics (spec §1 options table)."""
@@ -78,6 +79,7 @@ class CellVector:
         self.calls = 0
         self.quick = 0
         self._u_ref: float | None = None
+        self._t_ref: np.ndarray | None = None  # last device compute times (Newton start)
         self._memo: dict[tuple[int, ...], bool] = {}
 
     @property
@@ -116,7 +118,9 @@ class CellVector:
         min(-2 A_k/t_k^3, phi_k'(u - t_k)) at the best splits. Any u gives G(u) >= E* (True if
         <= E_max (1 - 1e-12)); once a bracket a < b with G'(a) < 0 < G'(b) is known, the
         tangents at a and b meet below the minimum (False if that is > E_max (1 + 1e-9)).
-        The search starts at the round time of the last decided point of the cell."""
+        The search starts at the round time of the last decided point of the cell, and is
+        skipped when the energy there at the last point's compute times already fits
+        (:meth:`_energy_at_last_split`: any split is an upper bound)."""
         d = self.model.derived
         M, N, T, E = self.M, self.N, d.delay_budget_s, d.energy_budget_j
         if N == 0:
@@ -135,6 +139,8 @@ class CellVector:
             return True if value <= E * (1 - 1e-12) else (False if value > E * (1 + 1e-9)
                                                             else None)
         u = min(max(self._u_ref or 0.5 * (lo_u + hi_u), lo_u), hi_u)
+        if self._energy_at_last_split(D, B, u) <= E * (1 - 1e-12):
+            return True
         g, slope = self._energy_at(D, B, u)
         a = b = None  # bracket ends (u, G, G')
         step = 1e-3 * (hi_u - lo_u)
@@ -165,6 +171,26 @@ class CellVector:
             g, slope = self._energy_at(D, B, u)
         return None
 
+    def _energy_at_last_split(self, D: int, B: np.ndarray, u: float) -> float:
+        """The energy [J] at round time u with the device compute times of the last decided
+        point (clipped to this point's limits): no search, and >= the least energy at u, so
+        a value within the budget proves feasibility (inf when there is no last split)."""
+        if self._t_ref is None:
+            return math.inf
+        d = self.model.derived
+        M, N, T = self.M, self.N, d.delay_budget_s
+        lo = d.device_cycles * B / d.device_clock_hz
+        t = np.clip(self._t_ref, lo, np.maximum(u - d.tau_min_s, lo))
+        tau = u - t
+        if np.any(tau < d.tau_min_s):
+            return math.inf
+        scale = d.noise_w_per_hz * d.bandwidth_hz / d.channel_gain
+        energy = N * float(np.sum(d.device_energy_time_constant(B) / t**2
+                                  + upload_energy(tau, scale, d.bits, d.bandwidth_hz)))
+        if M > 0:
+            energy += M * float(d.server_energy_time_constant(D)) / ((T - N * u) / M) ** 2
+        return energy
+
     def _energy_at(self, D: int, B: np.ndarray, u: float) -> tuple[float, float]:
         """G(u) [J] (at near-optimal splits, so >= the true minimum at u) and G'(u) [J/s]."""
         d = self.model.derived
@@ -179,7 +205,8 @@ class CellVector:
         hi = np.maximum(u - d.tau_min_s, lo)
         A = d.device_energy_time_constant(B)
         scale = d.noise_w_per_hz * d.bandwidth_hz / d.channel_gain
-        t = _split_upper(A, lo, hi, u, scale, d.bits, d.bandwidth_hz)
+        t = _split_upper(A, lo, hi, u, scale, d.bits, d.bandwidth_hz, start=self._t_ref)
+        self._t_ref = t
         tau = np.maximum(u - t, d.tau_min_s)
         energy += N * float(np.sum(A / t**2 + upload_energy(tau, scale, d.bits, d.bandwidth_hz)))
         slope += N * float(np.sum(np.minimum(-2 * A / t**3, upload_energy_slope(
@@ -194,14 +221,17 @@ class CellVector:
         return IntegerPoint(D, B, self.q(x), self.calls + self.quick)
 
 
-def _split_upper(A, lo, hi, u, scale, bits, band, steps: int = 60) -> np.ndarray:
+def _split_upper(A, lo, hi, u, scale, bits, band, steps: int = 60,
+                 start: np.ndarray | None = None) -> np.ndarray:
     """The compute time t in [lo, hi] minimising A/t^2 + phi(u - t): Newton steps on the
     increasing derivative, kept in the shrinking bracket by bisection, until they stall (a
     Newton correction <= 1e-15 t counts as converged even when it would leave the bracket:
-    the root then sits at the bracket end, where bisection alone needs ~40 halvings)."""
+    the root then sits at the bracket end, where bisection alone needs ~40 halvings).
+    ``start``: a first guess (e.g. the split of a nearby point; the middle by default)."""
     grad_lo = -2 * A / lo**3 - upload_energy_slope(np.maximum(u - lo, 1e-300), scale, bits, band)
     grad_hi = -2 * A / hi**3 - upload_energy_slope(np.maximum(u - hi, 1e-300), scale, bits, band)
-    t = np.where(grad_lo >= 0, lo, np.where(grad_hi <= 0, hi, 0.5 * (lo + hi)))
+    inner = 0.5 * (lo + hi) if start is None else np.clip(start, lo, hi)
+    t = np.where(grad_lo >= 0, lo, np.where(grad_hi <= 0, hi, inner))
     active = (grad_lo < 0) & (grad_hi > 0)
     for _ in range(steps):
         if not active.any():
@@ -394,105 +424,183 @@ INTEGRAL_TOL = 1e-7
 """A relaxed batch within 1e-7 of an integer counts as integral."""
 
 
-def branch_and_bound(model: TwoStageModel, M: int, N: int, programs: CellPrograms, *,
-                     cutoff: float = math.inf, caps=None, root: RelaxedCell | None = None,
-                     deadline: Callable[[], bool] | None = None) -> IntegerSearch:
-    """The exact integer optimum of cell (M, N) by best-first branch and bound.
+class CellTree:
+    """Best-first branch and bound on the certified relaxation of one cell, one node at a time.
 
     Each node is a box lo <= x <= hi of integer batches; its bound is the dual function of
     the relaxed program of the box at the solver's multipliers, minimised over *integer*
     batches (:meth:`CellData.dual_function`), so it is valid whatever the solver's accuracy
     and never weaker than the relaxed value. A child is first priced at its parent's
-    multipliers (no solve): if that already reaches the incumbent it is closed. Branching
+    multipliers (no solve): if that already reaches the threshold it is closed. Branching
     (:func:`_branch_variable`) makes two children x_i <= floor, x_i >= ceil. A child whose
     least batches are infeasible is empty (down-set). Incumbents: ``floor_fill`` of the root,
-    then the floor of every node's relaxed point. ``cutoff``: only points with Q < cutoff
-    matter (the outer search's incumbent); ``root``: the relaxed solve of the box [1, caps]
-    with ``integer=True`` if already done.
+    then the floor of every node's relaxed point.
+
+    The tree is resumable so that ``exact`` can interleave the trees of several cells in one
+    best-first order over Psi (a cell whose optimum is beaten by another cell's then stops as
+    soon as that incumbent is known): :meth:`expand` works on the node with the least bound,
+    given ``threshold``, the Q at or above which nothing matters to the caller (it includes
+    the caller's pruning tolerance and every incumbent the caller knows, this tree's too).
+    ``root``: the relaxed solve of the box [1, caps] with ``integer=True`` if already done;
+    ``vector``: the cell's :class:`CellVector` (with ``caps``) if the caller has one;
+    ``start``: a feasible integer point of the cell (default: ``floor_fill`` of the root).
     """
-    vector = CellVector(model, M, N, caps)
-    data = programs.data
-    lo0, hi0 = np.ones(vector.size), vector.cap.astype(float)
-    best_q, best_x = cutoff, None
-    closed = math.inf  # least bound among nodes closed by bound
 
-    def relaxed_x(cell: RelaxedCell) -> np.ndarray:
-        return np.array(([cell.D] if M > 0 else []) + (list(cell.B) if N > 0 else []), float)
+    def __init__(self, model: TwoStageModel, M: int, N: int, programs: CellPrograms, *,
+                 caps=None, root: RelaxedCell | None = None, vector: CellVector | None = None,
+                 start=None):
+        self.M, self.N, self.programs = M, N, programs
+        self.vector = vector if vector is not None else CellVector(model, M, N, caps)
+        self._checks_before = self.vector.calls + self.vector.quick
+        self.data = programs.data
+        self.best_q, self.best_x = math.inf, None
+        self.closed = math.inf  # least bound among nodes closed by bound
+        self.heap: list = []
+        self._count = 0
+        lo0, hi0 = np.ones(self.vector.size), self.vector.cap.astype(float)
+        if root is None:
+            root = programs.solve(M, N, box=(lo0, hi0), integer=True, direct=True)
+        self.nodes = 1
+        self.solved_root = root.solved
+        if not root.solved:
+            return
+        if start is None:
+            start = floor_point(self.vector, self._relaxed_x(root))
+            start = fill(self.vector, start) if start is not None else None
+        if start is not None:
+            self._consider(np.asarray(start, int))
+        self._push(root.bound, lo0, hi0, self._relaxed_x(root), root.multipliers)
 
-    def consider(x) -> None:
-        nonlocal best_q, best_x
-        q = vector.q(x)
-        if q < best_q and vector.feasible(x):
-            best_q, best_x = q, np.asarray(x, int)
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def open_bound(self) -> float:
+        """The least bound of an open node (inf when none is open)."""
+        return self.heap[0][0] if self.heap else math.inf
 
-    if root is None:
-        root = programs.solve(M, N, box=(lo0, hi0), integer=True, direct=True)
-    nodes = 1
-    if not root.solved:
-        return IntegerSearch(None, -math.inf, False, nodes, vector.calls + vector.quick)
-    start = floor_point(vector, relaxed_x(root))
-    if start is not None:
-        start = fill(vector, start)
-        consider(start)
-    heap = [(root.bound, 0, lo0, hi0, relaxed_x(root), root.multipliers)]
-    count = 0
-    while heap:
-        bound, _, lo, hi, x, mult = heapq.heappop(heap)
-        if bound >= best_q - PRUNE_RTOL * abs(best_q):
-            closed = min(closed, bound)
-            heap.clear()
-            break
-        if deadline is not None and deadline():
-            heapq.heappush(heap, (bound, -1, lo, hi, x, mult))
-            break
+    @property
+    def bound(self) -> float:
+        """A valid lower bound on Q over the cell's integer points below every threshold
+        used so far: the best point found, the nodes closed by bound and the open ones."""
+        return min(self.best_q, self.closed, self.open_bound)
+
+    @property
+    def checks(self) -> int:
+        """Feasibility decisions made by this tree."""
+        return self.vector.calls + self.vector.quick - self._checks_before
+
+    def point(self) -> IntegerPoint | None:
+        return self.vector.point(self.best_x) if self.best_x is not None else None
+
+    def close_open(self) -> None:
+        """Close every open node by its bound (the caller proved them useless)."""
+        self.closed = min(self.closed, self.open_bound)
+        self.heap.clear()
+
+    # ---- search --------------------------------------------------------------------------
+    def expand(self, threshold: float = math.inf) -> None:
+        """Branch the open nodes with the least bounds: up to ``THREADS`` of them, whose
+        children's relaxations are then solved at once (nodes reaching ``threshold`` or this
+        tree's own incumbent are closed instead)."""
+        children = []  # (box, price at the parent's multipliers, parent's point, multipliers)
+        for _ in range(THREADS):
+            if not self.heap:
+                break
+            children += self._branch(heapq.heappop(self.heap), threshold)
+        if not children:
+            return
+        cells = self.programs.solve_boxes(self.M, self.N, [child[0] for child in children],
+                                          integer=True)
+        for (box, priced, x, mult), cell in zip(children, cells):
+            self._settle_child(*box, priced, cell, x, mult, threshold)
+
+    def _branch(self, node, threshold: float) -> list:
+        """The children of ``node`` that its parent's multipliers do not close."""
+        bound, _, lo, hi, x, mult = node
+        if bound >= min(threshold, self.best_q):
+            self.closed = min(self.closed, bound)
+            self.close_open()
+            return []
+        vector, M, N = self.vector, self.M, self.N
         if np.all(lo == hi):  # a single point: its own value if feasible
-            consider(lo)
-            closed = min(closed, vector.q(lo) if vector.feasible(lo) else math.inf)
-            continue
+            self._consider(lo)
+            self.closed = min(self.closed, vector.q(lo) if vector.feasible(lo) else math.inf)
+            return []
         x = np.clip(x, lo, hi)  # fixed batches get a small width in the program
         frac = x - np.floor(x)
         score = np.where((frac > INTEGRAL_TOL) & (frac < 1 - INTEGRAL_TOL),
                          vector.c * np.minimum(frac, 1 - frac) / x**2, -1.0)
         if score.max() < 0:  # the relaxed point is integral: the box is solved
-            consider(np.clip(np.round(x), lo, hi))
-            closed = min(closed, bound)
-            continue
-        i = _branch_variable(data, M, N, mult, lo, hi, x, score)
+            self._consider(np.clip(np.round(x), lo, hi))
+            self.closed = min(self.closed, bound)
+            return []
+        i = _branch_variable(self.data, M, N, mult, lo, hi, x, score)
         split = math.floor(x[i])
+        children = []
         for child_lo, child_hi in ((lo, _with(hi, i, split)), (_with(lo, i, split + 1), hi)):
-            if child_lo[i] > child_hi[i]:
-                continue
-            if not vector.feasible(child_lo):
-                continue  # even the box's least batches are infeasible (down-set): empty
-            box = (child_lo, child_hi)
-            priced = data.dual_function(M, N, mult["energy"], mult["delay"],
-                                        np.asarray(mult["rounds"], float), box, integer=True)
-            if priced >= best_q - PRUNE_RTOL * abs(best_q):
-                closed = min(closed, priced)
-                continue
-            cell = programs.solve(M, N, box=box, integer=True, direct=True)
-            nodes += 1
-            if cell.status.startswith("infeasible") and cell.status != "infeasible_inaccurate":
-                continue  # no real point in the box, so no integer one
-            if cell.solved:
-                xc = relaxed_x(cell)
-                consider(np.clip(np.floor(xc * (1 + FLOOR_MARGIN)), child_lo, child_hi))
-            else:  # unresolved: branch on the parent's point
-                xc = np.clip(x, child_lo, child_hi)
-            # the multipliers that price this box higher are kept for its children
-            child_mult = cell.multipliers if cell.solved and cell.bound >= priced else mult
-            key = max(cell.bound, priced)
-            if key >= best_q - PRUNE_RTOL * abs(best_q):
-                closed = min(closed, key)
-                continue
-            count += 1
-            heapq.heappush(heap, (key, count, child_lo, child_hi, xc, child_mult))
-    complete = not heap
-    open_bound = min((item[0] for item in heap), default=math.inf)
-    point = vector.point(best_x) if best_x is not None else None
-    found = point.q if point is not None else math.inf
-    return IntegerSearch(point, min(found, closed, open_bound), complete, nodes,
-                         vector.calls + vector.quick)
+            if child_lo[i] > child_hi[i] or not vector.feasible(child_lo):
+                continue  # empty, or even the box's least batches are infeasible (down-set)
+            priced = self.data.dual_function(M, N, mult["energy"], mult["delay"],
+                                             np.asarray(mult["rounds"], float),
+                                             (child_lo, child_hi), integer=True)
+            if priced >= min(threshold, self.best_q):
+                self.closed = min(self.closed, priced)
+            else:
+                children.append(((child_lo, child_hi), priced, x, mult))
+        return children
+
+    def _settle_child(self, lo, hi, priced: float, cell: RelaxedCell, parent_x, mult,
+                      threshold: float) -> None:
+        """Queue a solved child box under its bound, or close it."""
+        self.nodes += 1
+        if cell.status.startswith("infeasible") and cell.status != "infeasible_inaccurate":
+            return  # no real point in the box, so no integer one
+        if cell.solved:
+            xc = self._relaxed_x(cell)
+            self._consider(np.clip(np.floor(xc * (1 + FLOOR_MARGIN)), lo, hi), threshold)
+        else:  # unresolved: branch on the parent's point
+            xc = np.clip(parent_x, lo, hi)
+        # the multipliers that price this box higher are kept for its children
+        child_mult = cell.multipliers if cell.solved and cell.bound >= priced else mult
+        key = max(cell.bound, priced)
+        if key >= min(threshold, self.best_q):
+            self.closed = min(self.closed, key)
+            return
+        self._push(key, lo, hi, xc, child_mult)
+
+    def _push(self, key: float, lo, hi, x, mult) -> None:
+        self._count += 1
+        heapq.heappush(self.heap, (key, self._count, lo, hi, x, mult))
+
+    def _relaxed_x(self, cell: RelaxedCell) -> np.ndarray:
+        return np.array(([cell.D] if self.M > 0 else []) + (list(cell.B) if self.N > 0 else []),
+                        float)
+
+    def _consider(self, x, limit: float = math.inf) -> None:
+        """Make x the incumbent if it is feasible and better (checked only below ``limit``)."""
+        q = self.vector.q(x)
+        if q < min(self.best_q, limit) and self.vector.feasible(x):
+            self.best_q, self.best_x = q, np.asarray(x, int)
+
+
+def branch_and_bound(model: TwoStageModel, M: int, N: int, programs: CellPrograms, *,
+                     cutoff: float = math.inf, caps=None, root: RelaxedCell | None = None,
+                     deadline: Callable[[], bool] | None = None) -> IntegerSearch:
+    """The exact integer optimum of cell (M, N): a :class:`CellTree` run to the end (nodes
+    are closed at the incumbent's Q (1 - 1e-10)). ``cutoff``: only points with Q < cutoff
+    matter."""
+    tree = CellTree(model, M, N, programs, caps=caps, root=root)
+    if not tree.solved_root:
+        return IntegerSearch(None, -math.inf, False, tree.nodes, tree.checks)
+    while tree.heap:
+        if deadline is not None and deadline():
+            break
+        incumbent = min(cutoff, tree.best_q)
+        tree.expand(incumbent - PRUNE_RTOL * abs(incumbent) if math.isfinite(incumbent)
+                    else math.inf)
+    point = tree.point()
+    if point is not None and point.q >= cutoff:
+        point = None
+    return IntegerSearch(point, tree.bound, not tree.heap, tree.nodes, tree.checks)
 
 
 def _branch_variable(data: CellData, M: int, N: int, mult: dict, lo, hi, x, score) -> int:
