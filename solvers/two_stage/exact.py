@@ -80,7 +80,8 @@ def unsupported(model: TwoStageModel) -> str | None:
     """Stage-constant (P1-S) with static channels only."""
     if model.derived.time_varying:
         return ("channel_gain_schedule makes the fine-tuning rounds differ: the stage-constant "
-                "exact search does not apply (per_round policy)")
+                "exact search does not apply (per_round policy: method "
+                "'relaxation_per_round')")
     return None
 
 

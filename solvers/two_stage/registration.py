@@ -62,6 +62,15 @@ SPECS = (
         backends=("clarabel", "ecos", "scipy"), supports=_supports("relaxation"),
     ),
     SolverSpec(
+        "relaxation_per_round", "two_stage", "relaxation",
+        f"{_PKG}.relaxation_per_round:solve_relaxation_per_round",
+        "per-round policy (spec §3.3; static or time-varying channels): continuous per-round "
+        "batches in every cell, valid lower bound over all cells from the optimistic static "
+        "instance, floor-rounded best cell with per-round resources",
+        frozenset({Cap.REPORTS_BOUND, Cap.TIME_LIMIT}), backends=("clarabel",),
+        supports=_supports("relaxation_per_round"),
+    ),
+    SolverSpec(
         "sca_grid", "two_stage", "heuristic", f"{_PKG}.sca:solve_sca_grid",
         "the paper's method: successive convex approximation in the original variables per "
         "cell, 2-D search over (M, N), floor rounding (spec §6.4)",
@@ -100,8 +109,11 @@ BASELINES = tuple(spec.method for spec in SPECS if spec.kind == "baseline")
 
 
 def choose(model: TwoStageModel, kind: str, backend: str | None) -> str:
-    """Default method for a kind ('exact', 'relaxation', 'heuristic')."""
+    """Default method for a kind ('exact', 'relaxation', 'heuristic'); with time-varying
+    channels the relaxation is the per-round one."""
     defaults = {"exact": "exact", "relaxation": "relaxation", "heuristic": "sca_grid"}
+    if model.derived.time_varying:
+        defaults["relaxation"] = "relaxation_per_round"
     if kind in defaults:
         return defaults[kind]
     raise ValueError(

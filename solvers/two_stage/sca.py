@@ -131,7 +131,7 @@ def unsupported(model: TwoStageModel) -> str | None:
     """Stage-constant SCA needs static channels (spec §3.3: per-round gains need per_round)."""
     if model.derived.time_varying:
         return ("a device has a channel_gain_schedule: the stage-constant SCA assumes static "
-                "channels (use the per_round policy of the exact method)")
+                "channels (per_round policy: method 'relaxation_per_round')")
     return None
 
 

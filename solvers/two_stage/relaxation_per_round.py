@@ -1,0 +1,262 @@
+"""``relaxation_per_round``: a valid lower bound on the per-round problem (P1) over all cells,
+for static and time-varying channels, and the floor-rounded best per-round relaxed cell.
+
+Per cell (M, N) the relaxed per-round program of :mod:`.per_round` is solved globally (convex).
+The grid is searched best first by bounds that need no per-round solve, taken from the
+*optimistic static* instance: every device gets its best gain over the first N_max rounds,
+max_n h_k(n), in every round. Any per-round decision of the real instance is feasible there
+(upload time and energy fall with the gain) and a static instance loses nothing to the
+stage-constant policy with relaxed batches (spec §3.3), so for every cell
+
+    real per-round relaxed optimum  >=  optimistic stage-constant relaxed optimum
+                                    >=  its §6.2 caps bound (cells and whole blocks).
+
+Blocks are split in halves and closed by the caps bound; a cell's optimistic relaxed value
+(the certified bound of :mod:`.cell`) is the next bound; only cells still below the incumbent
+get the per-round solve, whose value closes them. The per-round value is a primal value of
+Clarabel (tolerances 1e-10 on the scaled program): it is taken as a bound after a relative
+margin of ``PRIMAL_MARGIN``, the spec's "primal x (1 - tolerance)" certificate (§6.3); a solve
+that ends ``optimal_inaccurate`` closes its cell at the optimistic bound instead.
+
+The reported point is the per-round relaxed optimum of the best cell with every batch
+floored (lowered further while the per-round minimum energy exceeds E_max: down-set), at its
+minimum-energy per-round allocation (``per_round`` block, verified round by round by the
+model's evaluator). With static channels the bound equals ``relaxation``'s (a test checks it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from edgeopt.models.two_stage import TwoStageModel, convergence
+from edgeopt.solvers.result import Result, Status, Timings
+from edgeopt.solvers.two_stage import per_round
+from edgeopt.solvers.two_stage.bounds import CellBounds
+from edgeopt.solvers.two_stage.cell import CellPrograms
+from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
+from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
+
+METHOD = "relaxation_per_round"
+
+PRIMAL_MARGIN = 1e-7
+"""A per-round relaxed value counts as a lower bound after x (1 - 1e-7)."""
+
+
+def unsupported(model: TwoStageModel) -> str | None:
+    """Every instance (static or time-varying channels)."""
+    return None
+
+
+def optimistic_static(model: TwoStageModel) -> TwoStageModel:
+    """The instance with every device's best gain over the first N_max rounds, static."""
+    document = model.to_dict()
+    n_max = model.derived.max_finetune_rounds
+    for device, gains in zip(document["devices"], model.derived.gains[:max(n_max, 1)].T):
+        device.pop("channel_gain_schedule", None)
+        device["channel_gain"] = float(np.max(gains))
+    return TwoStageModel.from_dict(document)
+
+
+def solve_relaxation_per_round(
+    model: TwoStageModel,
+    *,
+    backend: str | None = None,
+    time_limit: float | None = None,
+    seed: int | None = None,
+) -> Result:
+    """Per-round relaxation bound over all cells and the floor-rounded best per-round cell.
+
+    ``backend``: ``clarabel`` (the only one). ``time_limit`` [s]: status ``time_limit`` with
+    the bound over what is still open. ``seed`` is unused (deterministic).
+    """
+    started = time.perf_counter()
+    if backend not in (None, "clarabel"):
+        raise ValueError(f"backend = {backend!r}: allowed clarabel")
+    infeasible = model.infeasibility()
+    if infeasible is not None:
+        return _infeasible(model, METHOD, infeasible)
+    search = _Search(model, Deadline(time_limit))
+    search.run()
+    if search.best is None:
+        if search.complete:
+            return _infeasible(model, METHOD, None)
+        return _result(model, search, Status.TIME_LIMIT, None, None, started)
+    _, cell = search.best
+    point = _floor(model, cell)
+    if point is None:  # the floor and every lower point missed the budget (solver tolerance)
+        return _result(model, search, Status.ERROR, None, None, started,
+                       "the rounded per-round point did not fit the budgets")
+    solution, psi = point
+    bound = min(search.bound(), psi)
+    if not search.complete:
+        status = Status.TIME_LIMIT
+    else:
+        status = Status.OPTIMAL if psi - bound <= OPTIMALITY_GAP * psi else Status.FEASIBLE
+    return _result(model, search, status, solution, psi, started)
+
+
+class _Search:
+    """Best-first search over blocks and cells (module docstring)."""
+
+    def __init__(self, model: TwoStageModel, deadline: Deadline):
+        self.model, self.deadline = model, deadline
+        self.optimistic = optimistic_static(model)
+        self.bounds = CellBounds(self.optimistic, integer=False)
+        self.programs = CellPrograms(self.optimistic)
+        self.coeffs = model.coefficients
+        d = model.derived
+        self.M_max, self.N_max = d.max_pretrain_rounds, d.max_finetune_rounds
+        self.heap: list = []
+        self._seq = 0
+        self.best: tuple[float, per_round.PerRoundCell] | None = None
+        self.closed = math.inf
+        self.complete = False
+        self.stats = {"blocks_split": 0, "optimistic_solves": 0, "per_round_solves": 0}
+
+    def _push(self, key: float, kind: str, payload) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (key, self._seq, kind, payload))
+
+    def _threshold(self) -> float:
+        if self.best is None:
+            return math.inf
+        return self.best[0] * (1 - PRUNE_RTOL)
+
+    def bound(self) -> float:
+        """Least bound over what was closed and what is still open."""
+        return min(self.closed, min((item[0] for item in self.heap), default=math.inf),
+                   self.best[0] if self.best else math.inf)
+
+    def run(self) -> None:
+        self._offer_block((0, self.M_max, 0, self.N_max))
+        while self.heap:
+            if self.deadline():
+                return
+            key, _, kind, payload = self.heap[0]
+            if key >= self._threshold():
+                break
+            heapq.heappop(self.heap)
+            if kind == "block":
+                self._split(payload)
+            elif kind == "cell":
+                self._optimistic(payload, key)
+            else:
+                self._per_round(payload, key)
+        self.closed = min(self.closed, min((item[0] for item in self.heap), default=math.inf))
+        self.heap = []
+        self.complete = True
+
+    def _offer_block(self, block: tuple[int, int, int, int]) -> None:
+        M0, M1, N0, N1 = block
+        if (M0, N0) == (0, 0):  # the origin is no cell: its row and column apart
+            if M1 >= 1:
+                self._offer_block((1, M1, 0, N1))
+            if N1 >= 1:
+                self._offer_block((0, 0, 1, N1))
+            return
+        key = self.bounds.block(M0, M1, N0, N1)
+        if not math.isfinite(key):
+            return  # no feasible point anywhere in the block
+        if key >= self._threshold():
+            self.closed = min(self.closed, key)
+        elif (M0, N0) == (M1, N1):
+            self._push(key, "cell", (M0, N0))
+        else:
+            self._push(key, "block", block)
+
+    def _split(self, block: tuple[int, int, int, int]) -> None:
+        M0, M1, N0, N1 = block
+        self.stats["blocks_split"] += 1
+        if M1 - M0 >= N1 - N0:
+            mid = (M0 + M1) // 2
+            halves = [(M0, mid, N0, N1), (mid + 1, M1, N0, N1)]
+        else:
+            mid = (N0 + N1) // 2
+            halves = [(M0, M1, N0, mid), (M0, M1, mid + 1, N1)]
+        for half in halves:
+            self._offer_block(half)
+
+    def _psi(self, M: int, N: int, q: float) -> float:
+        return float(convergence.psi_from_q(M, N, q, self.coeffs))
+
+    def _optimistic(self, cell: tuple[int, int], key: float) -> None:
+        """The optimistic instance's certified relaxed bound of the cell."""
+        M, N = cell
+        relaxed = self.programs.solve(M, N, time_limit=self.deadline.remaining)
+        self.stats["optimistic_solves"] += 1
+        if relaxed.status.startswith("infeasible") and relaxed.status != "infeasible_inaccurate":
+            return
+        bound = max(key, self._psi(M, N, relaxed.bound)) if relaxed.solved else key
+        if bound >= self._threshold():
+            self.closed = min(self.closed, bound)
+        else:
+            self._push(bound, "per_round", cell)
+
+    def _per_round(self, cell: tuple[int, int], key: float) -> None:
+        """The per-round solve closes the cell at its value; an inaccurate or unresolved
+        solve closes it at its optimistic bound ``key`` instead."""
+        M, N = cell
+        solved = per_round.relaxed_cell(self.model, M, N)
+        self.stats["per_round_solves"] += 1
+        if solved.status == "infeasible":
+            return
+        if solved.status != "optimal":
+            self.closed = min(self.closed, key)
+        if not solved.solved:
+            return
+        psi = self._psi(M, N, solved.value) * (1 - PRIMAL_MARGIN)
+        if solved.status == "optimal":
+            self.closed = min(self.closed, psi)
+        if self.best is None or psi < self.best[0]:
+            self.best = (psi, solved)
+
+
+def _floor(model: TwoStageModel, cell: per_round.PerRoundCell) -> tuple[dict, float] | None:
+    """The floored per-round point of a relaxed cell (lowered while it misses E_max) and its
+    Psi, or None."""
+    M, N, E = cell.M, cell.N, model.derived.energy_budget_j
+    D_max = model.derived.server_max_batch
+    D = min(max(math.floor(cell.D * (1 + FLOOR_MARGIN)), 1), D_max) if M > 0 else 0
+    B = np.maximum(np.floor(cell.B * (1 + FLOOR_MARGIN)), 1).astype(int)
+    caps = model.derived.device_max_batch
+    B = np.minimum(B, caps[None, :]) if N > 0 else B
+    for _ in range(1 + int(max(D, B.max(initial=1)))):
+        least = per_round.minimum_energy(model, M, N, D, B)
+        if least.solved and least.value <= E:
+            solution = per_round.solution(model, M, N, D, B)
+            psi = convergence.psi_per_round([D] * M, B, model.derived.weights,
+                                            model.coefficients)
+            return solution, psi
+        if D <= 1 and np.all(B <= 1):
+            return None
+        D, B = max(D - 1, 1) if M > 0 else 0, np.maximum(B - 1, 1)
+    return None
+
+
+def _result(model: TwoStageModel, search: _Search, status: Status, solution: dict | None,
+            psi: float | None, started: float, message: str | None = None) -> Result:
+    bound = search.bound()
+    extras: dict[str, Any] = {"search": dict(search.stats)}
+    if search.best is not None:
+        cell = search.best[1]
+        extras["relaxed_cell"] = {"M": cell.M, "N": cell.N, "psi_bound": search.best[0]}
+    wall = time.perf_counter() - started
+    return Result(
+        model=model.model_id,
+        method=METHOD,
+        status=status,
+        objective=psi,
+        bound=bound if math.isfinite(bound) else None,
+        solution=solution if solution is not None else model.empty_solution(),
+        device_names=model.device_names,
+        timings=Timings(solve_s=wall, wall_s=wall),
+        solver="clarabel",
+        termination="time_limit" if status is Status.TIME_LIMIT else None,
+        message=message,
+        extras=extras,
+    )

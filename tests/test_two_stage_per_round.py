@@ -1,0 +1,177 @@
+"""The per-round policy (spec §3.3): when the stage-constant policy is optimal and when it is
+not, the per-round cell programs, and the ``relaxation_per_round`` method (checked against
+``relaxation`` on static channels and by the model's evaluator round by round)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.models.two_stage import TwoStageModel, convergence
+from edgeopt.solvers import Status, solve, verify
+from edgeopt.solvers.two_stage import per_round
+from edgeopt.solvers.two_stage.cell import CellPrograms
+from edgeopt.solvers.two_stage.relaxation_per_round import optimistic_static
+
+DATA = Path(__file__).parent / "data"
+
+
+def binding_fleet(devices: int = 3, seed: int = 1) -> TwoStageModel:
+    """A small §8 fleet whose energy and delay budgets bind in the large cells."""
+    return TwoStageModel.preset("default", devices=devices, seed=seed, max_pretrain_rounds=40,
+                                max_finetune_rounds=12, energy_budget_j=0.3,
+                                delay_budget_s=8.0)
+
+
+def with_schedule(model: TwoStageModel, spread: float, seed: int = 0) -> TwoStageModel:
+    """The fleet with per-round gains h_k(n) = h_k exp(spread z), z standard normal."""
+    rng = np.random.default_rng(seed)
+    document = model.to_dict()
+    n_max = model.derived.max_finetune_rounds
+    for device in document["devices"]:
+        device["channel_gain_schedule"] = list(
+            device["channel_gain"] * np.exp(spread * rng.standard_normal(n_max)))
+    return TwoStageModel.from_dict(document)
+
+
+def checked(model: TwoStageModel, result):
+    out = verify(model, result)
+    assert out.verified, out.message
+    return out
+
+
+# ---- when the stage-constant policy is optimal ------------------------------------------
+
+
+def test_static_channels_per_round_relaxed_optimum_equals_the_stage_constant_one():
+    model = binding_fleet()
+    programs = CellPrograms(model)
+    rng = np.random.default_rng(2)
+    binding = 0
+    for _ in range(8):
+        M, N = int(rng.integers(0, 41)), int(rng.integers(1, 13))
+        constant = programs.solve(M, N)
+        free = per_round.relaxed_cell(model, M, N)
+        assert free.solved and constant.solved
+        assert free.value == pytest.approx(constant.value, rel=1e-6)
+        binding += constant.value > programs.data.q_caps(M, N) * (1 + 1e-6)
+    assert binding >= 3  # the budgets bind in several of the cells compared
+
+
+def test_time_varying_channels_per_round_batches_beat_one_batch_per_device():
+    model = with_schedule(binding_fleet(), spread=1.5)
+    gains, spreads = [], []
+    for M, N in ((20, 12), (0, 12), (35, 8)):
+        free = per_round.relaxed_cell(model, M, N)
+        tied = per_round.relaxed_cell(model, M, N, tie_batches=True)
+        assert free.solved and tied.solved
+        assert free.value <= tied.value * (1 + 1e-9)
+        gains.append(1 - free.value / tied.value)
+        spreads.append(np.ptp(free.B, axis=0).max())  # batches that follow the channel
+    assert max(gains) > 1e-3 and max(spreads) > 1.0
+    flat = with_schedule(binding_fleet(), spread=0.0)  # a schedule that never changes
+    assert not flat.derived.time_varying
+    for M, N in ((20, 12), (0, 12)):
+        free = per_round.relaxed_cell(flat, M, N).value
+        assert per_round.relaxed_cell(flat, M, N, tie_batches=True).value == pytest.approx(
+            free, rel=1e-6)
+        assert CellPrograms(flat).solve(M, N).value == pytest.approx(free, rel=1e-6)
+
+
+def test_integer_per_round_batches_can_beat_every_constant_integer_batch():
+    """Spec §3.3: alternating 5 and 6 beats the best constant integer batch (here 5)."""
+    document = TwoStageModel.from_file(DATA / "two_stage_t2.json").to_dict()
+    document.update(max_pretrain_rounds=0, max_finetune_rounds=2, delay_budget_s=0.3105)
+    model = TwoStageModel.from_dict(document)  # a round takes 0.01 s per sample + 0.1 s upload
+    exact = checked(model, solve(model, "exact"))
+    assert exact.status is Status.OPTIMAL
+    assert exact.solution["finetune_rounds"] == 2 and exact.solution["finetune_batch"] == [5]
+    mixed = per_round.solution(model, 0, 2, 0, [[5], [6]])
+    evaluation = model.evaluate(mixed)
+    assert evaluation.feasible
+    psi_mixed = convergence.psi_per_round([], [[5], [6]], model.derived.weights,
+                                          model.coefficients)
+    assert evaluation.objective == pytest.approx(psi_mixed, rel=1e-12)
+    assert psi_mixed < exact.objective * (1 - 1e-3)
+    assert per_round.solution(model, 0, 2, 0, [[6], [6]]) is None  # 0.32 s > T_max
+    bound = solve(model, "relaxation").bound
+    assert bound <= psi_mixed <= exact.objective
+
+
+def test_minimum_energy_of_constant_batches_matches_the_oracle():
+    model = binding_fleet()
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        M, N = int(rng.integers(1, 41)), int(rng.integers(1, 13))
+        D = int(rng.integers(1, 40))
+        B = rng.integers(1, 20, model.n_devices)
+        oracle = model.min_energy(M, N, D, B)
+        mine = per_round.minimum_energy(model, M, N, D, np.tile(B, (N, 1)))
+        if not oracle.delay_feasible:
+            assert not mine.solved
+            continue
+        assert mine.value == pytest.approx(oracle.energy_j, rel=1e-5)
+        assert mine.value >= oracle.energy_j * (1 - 1e-9)  # it plans within less time
+
+
+def test_cell_programs_reject_bad_cells():
+    model = binding_fleet()
+    with pytest.raises(ValueError, match="M \\+ N >= 1"):
+        per_round.relaxed_cell(model, 0, 0)
+    with pytest.raises(ValueError, match="max_finetune_rounds = 12"):
+        per_round.relaxed_cell(model, 1, 13)
+
+
+# ---- the method ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["t2", "t4"])
+def test_relaxation_per_round_equals_relaxation_with_static_channels(name):
+    model = TwoStageModel.from_file(DATA / f"two_stage_{name}.json")
+    stage = checked(model, solve(model, "relaxation"))
+    free = checked(model, solve(model, "relaxation_per_round"))
+    assert free.bound == pytest.approx(stage.bound, rel=1e-6)
+    assert free.bound <= free.objective * (1 + 1e-12)
+    assert free.objective == pytest.approx(stage.objective, rel=1e-9)  # both floor the cell
+
+
+def test_relaxation_per_round_on_time_varying_channels():
+    model = with_schedule(binding_fleet(), spread=1.5)
+    assert solve(model, "relaxation").method == "relaxation_per_round"  # the kind's default
+    with pytest.raises(ValueError, match="relaxation_per_round"):
+        solve(model, "exact")
+    result = checked(model, solve(model, "relaxation_per_round"))
+    assert result.status in (Status.FEASIBLE, Status.OPTIMAL)
+    assert result.bound <= result.objective
+    assert "per_round" in result.solution
+    M, N = result.solution["pretrain_rounds"], result.solution["finetune_rounds"]
+    assert np.asarray(result.solution["per_round"]["finetune_batch"]).shape == (N, 3)
+    rng = np.random.default_rng(8)
+    for _ in range(4):  # the bound holds against floored per-round points of other cells
+        M, N = int(rng.integers(0, 41)), int(rng.integers(1, 13))
+        relaxed = per_round.relaxed_cell(model, M, N)
+        if not relaxed.solved:
+            continue
+        B = np.maximum(np.floor(relaxed.B) - 1, 1).astype(int)
+        D = max(int(relaxed.D) - 1, 1) if M else 0
+        point = per_round.solution(model, M, N, D, B)
+        if point is None or not model.evaluate(point).feasible:
+            continue
+        assert result.bound <= model.evaluate(point).objective * (1 + 1e-9)
+
+
+def test_optimistic_static_instance_takes_each_device_best_gain():
+    model = with_schedule(binding_fleet(), spread=1.0)
+    optimistic = optimistic_static(model)
+    assert not optimistic.derived.time_varying
+    assert np.allclose(optimistic.derived.channel_gain, model.derived.gains.max(axis=0))
+
+
+def test_relaxation_per_round_time_limit_is_honest():
+    model = with_schedule(TwoStageModel.preset("default", devices=4, seed=2), spread=1.0)
+    result = checked(model, solve(model, "relaxation_per_round", time_limit=0.5))
+    assert result.status in (Status.TIME_LIMIT, Status.FEASIBLE, Status.OPTIMAL)
+    if result.status is Status.TIME_LIMIT and result.objective is not None:
+        assert result.bound is None or result.bound <= result.objective
