@@ -42,7 +42,9 @@ Public API for solvers (``model = TwoStageModel.from_file(...)`` or ``.preset(..
   ``model.empty_solution()`` for an infeasible Result; ``model.infeasibility()`` gives
   reason ``delay``/``energy`` with ``details`` ``min_delay_s``, ``min_energy_j``,
   ``missing_s``/``missing_j``. For ``per_round`` add ``"per_round": {"finetune_batch",
-  "device_clock_hz", "power_w"}`` (N x K lists; top-level lists = round 0).
+  "device_clock_hz", "power_w"}`` (N x K lists; top-level lists = round 0); the solver
+  module ``edgeopt.solvers.two_stage.per_round`` builds such decisions at their per-round
+  minimum-energy allocation (``per_round.solution(model, M, N, D, B_rows)``).
 * ``model.evaluate(decision)`` -> :class:`evaluator.TwoStageEvaluation` (``psi``,
   ``energy_j``, ``delay_s``, ``violations``, ``issues`` naming constraint, device, round,
   amount). ``schema.read_solution(document, devices=K)`` validates a §3.4 document.
