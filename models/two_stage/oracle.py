@@ -105,9 +105,13 @@ def min_energy(
         return MinEnergy(False, False, np.inf, least, least, np.nan, np.nan, nan, nan,
                          np.nan, nan, nan)
 
+    last_split: list[np.ndarray] = []  # the previous u's split: Newton's start for the next
+
     def inner(u: float) -> tuple[np.ndarray, np.ndarray]:
         """(t_k, eps_k'(u)) at the inner minimisers for round time u."""
-        t = _device_split(u, A, t_min, tau_min, scale, derived)
+        t = _device_split(u, A, t_min, tau_min, scale, derived,
+                          start=last_split[0] if last_split else None)
+        last_split[:] = [t]
         slope = np.minimum(-2 * A / t**3, upload_energy_slope(u - t, scale, derived.bits,
                                                               derived.bandwidth_hz))
         return t, slope
@@ -131,7 +135,8 @@ def min_energy(
             u = brentq(h_of, u_min, u_max, xtol=1e-15 * u_max, rtol=4 * np.finfo(float).eps)
         t_s = max((T - N * u) / M, ts_min)
     if N > 0:
-        t = _device_split(u, A, t_min, tau_min, scale, derived)
+        t = _device_split(u, A, t_min, tau_min, scale, derived,
+                          start=last_split[0] if last_split else None)
         tau = np.maximum(u - t, tau_min)
         at_cap = t <= t_min * (1 + SNAP_RTOL)
         f = np.where(at_cap, derived.device_clock_hz, derived.device_cycles * B / t)
@@ -163,11 +168,14 @@ def min_energy(
     )
 
 
-def _device_split(u, A, t_min, tau_min, scale, derived: Derived, iterations: int = 100):
+def _device_split(u, A, t_min, tau_min, scale, derived: Derived, iterations: int = 100,
+                  start: np.ndarray | None = None):
     """Compute time t_k minimising A_k/t^2 + phi_k(u - t) on [t_min, u - tau_min]
     (vectorised over devices). The stationarity condition 2A/t^3 = -phi'(u - t) is solved in
     logs, G(t) = ln(2A/t^3) - ln(-phi'(u - t)) (decreasing in t, nearly linear in ln t), by
-    Newton steps kept inside the shrinking bracket (bisection when a step leaves it)."""
+    Newton steps kept inside the shrinking bracket (bisection when a step leaves it), from
+    ``start`` (e.g. the split at a nearby u; clipped into the bracket) or the bracket's
+    geometric middle."""
     bits, band = derived.bits, derived.bandwidth_hz
     lo = t_min.copy()
     hi = np.maximum(u - tau_min, lo)
@@ -177,7 +185,8 @@ def _device_split(u, A, t_min, tau_min, scale, derived: Derived, iterations: int
         return log_2a - 3 * np.log(t) - np.log(-upload_energy_slope(u - t, scale, bits, band))
 
     done_lo, done_hi = G(lo) <= 0, G(hi) >= 0
-    t = np.where(done_lo, lo, np.where(done_hi, hi, np.sqrt(lo * hi)))
+    inner = np.sqrt(lo * hi) if start is None else np.clip(start, lo, hi)
+    t = np.where(done_lo, lo, np.where(done_hi, hi, inner))
     active = ~(done_lo | done_hi) & (hi > lo)
     for _ in range(iterations):
         if not active.any():
