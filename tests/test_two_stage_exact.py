@@ -283,6 +283,27 @@ def test_parallel_box_solves_equal_one_at_a_time():
         assert cell.value == pytest.approx(one.value, rel=1e-6)
 
 
+def _two_box_bounds(_: int) -> list[float]:
+    model = TwoStageModel.preset("default", devices=6, seed=2, max_pretrain_rounds=500,
+                                 max_finetune_rounds=40)
+    caps = CellBounds(model).caps(500, 30)
+    hi = np.array([caps.D, *caps.B], float)
+    boxes = [(np.ones_like(hi), hi), (np.ones_like(hi), np.maximum(1.0, np.floor(hi / 2)))]
+    return [cell.bound for cell in CellPrograms(model).solve_boxes(500, 30, boxes,
+                                                                    integer=True)]
+
+
+def test_parallel_box_solves_work_in_forked_processes():
+    """A child forked after the thread pool exists gets its own pool (no hang)."""
+    import multiprocessing
+
+    here = _two_box_bounds(0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        children = pool.map_async(_two_box_bounds, range(2)).get(timeout=120)
+    for bounds in children:
+        assert bounds == pytest.approx(here, rel=1e-12)
+
+
 def test_interleaved_trees_match_cells_solved_one_by_one():
     """exact (the cells' branch-and-bound trees interleaved) == the best of branch_and_bound
     run to the end, without cutoff, on every cell whose relaxation is below the optimum."""

@@ -592,15 +592,16 @@ class CellPrograms:
 THREADS = min(2, os.cpu_count() or 1)
 """Threads for :meth:`CellPrograms.solve_boxes` (two children per branch-and-bound node)."""
 
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool)
 
 
 def _thread_pool() -> ThreadPoolExecutor:
-    """The module's thread pool (created on first use, ``THREADS`` workers)."""
+    """The process's thread pool (created on first use, ``THREADS`` workers; a forked child
+    process, which inherits the object but not its threads, gets a new one)."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(THREADS, thread_name_prefix="edgeopt-clarabel")
-    return _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="edgeopt-clarabel"))
+    return _POOL[1]
 
 
 CLARABEL_STATUS = {"Solved": "optimal", "AlmostSolved": "optimal_inaccurate",
