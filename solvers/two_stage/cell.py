@@ -590,7 +590,8 @@ class CellPrograms:
 # ---- Clarabel called directly -----------------------------------------------------------------
 
 THREADS = min(2, os.cpu_count() or 1)
-"""Threads for :meth:`CellPrograms.solve_boxes` (two children per branch-and-bound node)."""
+"""Threads for :meth:`CellPrograms.solve_boxes` (branch and bound expands this many nodes at
+once and solves their children together)."""
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (process id, pool)
 

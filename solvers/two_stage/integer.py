@@ -79,7 +79,7 @@ class CellVector:
         self.calls = 0
         self.quick = 0
         self._u_ref: float | None = None
-        self._t_ref: np.ndarray | None = None  # last device compute times (Newton start)
+        self._t_ref: np.ndarray | None = None  # device compute times of the last decision
         self._memo: dict[tuple[int, ...], bool] = {}
 
     @property
@@ -172,9 +172,10 @@ class CellVector:
         return None
 
     def _energy_at_last_split(self, D: int, B: np.ndarray, u: float) -> float:
-        """The energy [J] at round time u with the device compute times of the last decided
-        point (clipped to this point's limits): no search, and >= the least energy at u, so
-        a value within the budget proves feasibility (inf when there is no last split)."""
+        """The energy [J] at round time u (within the point's round-time range, as
+        :meth:`decide` picks it) with the device compute times of the last decided point
+        (clipped to this point's limits): no search, and >= the least energy at u, so a value
+        within the budget proves feasibility (inf when there is no last split)."""
         if self._t_ref is None:
             return math.inf
         d = self.model.derived
