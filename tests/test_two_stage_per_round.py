@@ -4,13 +4,15 @@ not, the per-round cell programs, and the ``relaxation_per_round`` method (check
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgeopt.models.two_stage import TwoStageModel, convergence
-from edgeopt.solvers import Status, solve, verify
+from edgeopt.models.two_stage import TwoStageModel, convergence, read_solution
+from edgeopt.models.two_stage.schema import METHODS
+from edgeopt.solvers import Status, solve, solvers_for, verify
 from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.relaxation_per_round import optimistic_static
@@ -148,6 +150,11 @@ def test_relaxation_per_round_on_time_varying_channels():
     assert "per_round" in result.solution
     M, N = result.solution["pretrain_rounds"], result.solution["finetune_rounds"]
     assert np.asarray(result.solution["per_round"]["finetune_batch"]).shape == (N, 3)
+    document = json.loads(result.to_json())  # the canonical solution document reads back
+    read = read_solution(document, devices=3)
+    assert read.method == "relaxation_per_round"
+    assert np.asarray(read.per_round.power_w).shape == (N, 3)
+    assert model.evaluate(document).feasible
     rng = np.random.default_rng(8)
     for _ in range(4):  # the bound holds against floored per-round points of other cells
         M, N = int(rng.integers(0, 41)), int(rng.integers(1, 13))
@@ -175,3 +182,8 @@ def test_relaxation_per_round_time_limit_is_honest():
     assert result.status in (Status.TIME_LIMIT, Status.FEASIBLE, Status.OPTIMAL)
     if result.status is Status.TIME_LIMIT and result.objective is not None:
         assert result.bound is None or result.bound <= result.objective
+
+
+def test_every_registered_method_may_appear_in_a_solution_document():
+    registered = {spec.method for spec in solvers_for("two_stage").specs}
+    assert registered <= set(METHODS), registered - set(METHODS)

@@ -231,6 +231,7 @@ STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
 METHODS = (
     "exact",
     "relaxation",
+    "relaxation_per_round",  # extension: the per-round policy (§3.3)
     "sca_grid",
     "coarse_to_fine",
     "baseline_finetune_only",
