@@ -212,75 +212,52 @@ def test_scip_staircase_bnb_and_brute_force_agree_on_random_small_cells():
     assert checked_cells >= 8
 
 
-def test_quick_feasibility_decisions_match_the_oracle_near_the_boundary():
-    rng = np.random.default_rng(5)
-    model = TwoStageModel.preset("default", devices=4, seed=3, max_pretrain_rounds=300,
-                                 max_finetune_rounds=60)
+def points_near_the_boundary(model: TwoStageModel, rng: np.random.Generator, cells: int,
+                             draws: int, steps: tuple[int, int]):
+    """(vector, M, N, x, oracle's answer) for integer points around the floored relaxed
+    optimum of random cells (each batch moved by a step in ``steps``)."""
     programs = CellPrograms(model)
-    decided = 0
-    for _ in range(6):
-        M, N = int(rng.integers(0, 300)), int(rng.integers(1, 60))
+    d = model.derived
+    for _ in range(cells):
+        M = int(rng.integers(0, d.max_pretrain_rounds))
+        N = int(rng.integers(1, d.max_finetune_rounds))
         relaxed = programs.solve(M, N)
         if not relaxed.solved:
             continue
         vector = CellVector(model, M, N)
         base = np.floor(np.array(([relaxed.D] if M else []) + list(relaxed.B)))
-        for _ in range(8):
-            x = np.clip(base + rng.integers(-1, 3, base.size), 1, vector.cap).astype(int)
+        for _ in range(draws):
+            x = np.clip(base + rng.integers(*steps, base.size), 1, vector.cap).astype(int)
             D, B = vector.split(x)
-            answer = vector.decide(D, np.array(B, float))
-            truth = model.min_energy(M, N, D, np.array(B, float)).feasible
-            if answer is not None:
-                decided += 1
-                assert answer == truth
+            yield vector, M, N, x, bool(model.min_energy(M, N, D, np.array(B, float)).feasible)
+
+
+def test_quick_feasibility_decisions_match_the_oracle_near_the_boundary():
+    model = TwoStageModel.preset("default", devices=4, seed=3, max_pretrain_rounds=300,
+                                 max_finetune_rounds=60)
+    decided = 0
+    for vector, _, _, x, truth in points_near_the_boundary(model, np.random.default_rng(5),
+                                                           6, 8, (-1, 3)):
+        D, B = vector.split(x)
+        answer = vector.decide(D, np.array(B, float))
+        if answer is not None:
+            decided += 1
+            assert answer == truth
     assert decided >= 30
 
 
 def test_feasibility_with_the_last_split_matches_the_oracle():
     """CellVector.feasible (which first tries the last decided point's compute times) answers
     exactly as the oracle does, on a walk of points around the budget boundary."""
-    rng = np.random.default_rng(9)
     model = TwoStageModel.preset("default", devices=5, seed=4, max_pretrain_rounds=400,
                                  max_finetune_rounds=80, energy_budget_j=3.0,
                                  delay_budget_s=20.0)
-    programs = CellPrograms(model)
     answers = {True: 0, False: 0}
-    for _ in range(6):
-        M, N = int(rng.integers(1, 400)), int(rng.integers(1, 60))
-        relaxed = programs.solve(M, N)
-        if not relaxed.solved:
-            continue
-        vector = CellVector(model, M, N)
-        base = np.floor(np.array([relaxed.D, *relaxed.B]))
-        for _ in range(25):
-            x = np.clip(base + rng.integers(-3, 3, base.size), 1, vector.cap).astype(int)
-            D, B = vector.split(x)
-            truth = bool(model.min_energy(M, N, D, np.array(B, float)).feasible)
-            assert vector.feasible(x) == truth, (M, N, x)
-            answers[truth] += 1
+    for vector, M, N, x, truth in points_near_the_boundary(model, np.random.default_rng(9),
+                                                           6, 25, (-3, 3)):
+        assert vector.feasible(x) == truth, (M, N, x)
+        answers[truth] += 1
     assert min(answers.values()) >= 10
-
-
-def test_parallel_box_solves_equal_one_at_a_time():
-    model = TwoStageModel.preset("default", devices=6, seed=2, max_pretrain_rounds=500,
-                                 max_finetune_rounds=40)
-    caps = CellBounds(model).caps(500, 30)
-    hi = np.array([caps.D, *caps.B], float)
-    rng = np.random.default_rng(3)
-    boxes = []
-    for _ in range(6):
-        lo = np.ones_like(hi)
-        top = hi.copy()
-        i = int(rng.integers(hi.size))
-        top[i] = max(1.0, np.floor(hi[i] * rng.uniform(0.2, 0.9)))
-        boxes.append((lo, top))
-    together = CellPrograms(model).solve_boxes(500, 30, boxes, integer=True)
-    alone = CellPrograms(model)
-    for box, cell in zip(boxes, together):
-        one = alone.solve(500, 30, box=box, integer=True, direct=True)
-        assert cell.status == one.status
-        assert cell.bound == pytest.approx(one.bound, rel=1e-9)
-        assert cell.value == pytest.approx(one.value, rel=1e-6)
 
 
 def _two_box_bounds(_: int) -> list[float]:

@@ -155,3 +155,14 @@ class CellBounds:
                 if M + N >= 1:
                     out[M, N] = self.cell(M, N)
         return out
+
+
+def halves(block: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The two halves of a block of cells (M0, M1, N0, N1) (inclusive ranges), split along
+    its longer side (the searches' block tree)."""
+    M0, M1, N0, N1 = block
+    if M1 - M0 >= N1 - N0:
+        mid = (M0 + M1) // 2
+        return [(M0, mid, N0, N1), (mid + 1, M1, N0, N1)]
+    mid = (N0 + N1) // 2
+    return [(M0, M1, N0, mid), (M0, M1, mid + 1, N1)]

@@ -43,7 +43,7 @@ import numpy as np
 
 from edgeopt.models.two_stage import TwoStageModel, convergence
 from edgeopt.solvers.result import Result, Status, Timings, infeasible_result
-from edgeopt.solvers.two_stage.bounds import CellBounds
+from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import (
     CellData,
     CellPrograms,
@@ -324,15 +324,8 @@ class GridSearch:
             self.stats.closed_by_relaxation += 1
 
     def _split(self, block: tuple[int, int, int, int]) -> None:
-        M0, M1, N0, N1 = block
         self.stats.blocks_split += 1
-        if M1 - M0 >= N1 - N0:
-            mid = (M0 + M1) // 2
-            children = [(M0, mid, N0, N1), (mid + 1, M1, N0, N1)]
-        else:
-            mid = (N0 + N1) // 2
-            children = [(M0, M1, N0, mid), (M0, M1, mid + 1, N1)]
-        for child in children:
+        for child in halves(block):
             cM0, cM1, cN0, cN1 = child
             size = (cM1 - cM0 + 1) * (cN1 - cN0 + 1) - (1 if (cM0, cN0) == (0, 0) else 0)
             if size == 0:

@@ -36,7 +36,7 @@ import numpy as np
 from edgeopt.models.two_stage import TwoStageModel, convergence
 from edgeopt.solvers.result import Result, Status, Timings
 from edgeopt.solvers.two_stage import per_round
-from edgeopt.solvers.two_stage.bounds import CellBounds
+from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
 from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
@@ -170,15 +170,8 @@ class _Search:
             self._push(key, "block", block)
 
     def _split(self, block: tuple[int, int, int, int]) -> None:
-        M0, M1, N0, N1 = block
         self.stats["blocks_split"] += 1
-        if M1 - M0 >= N1 - N0:
-            mid = (M0 + M1) // 2
-            halves = [(M0, mid, N0, N1), (mid + 1, M1, N0, N1)]
-        else:
-            mid = (N0 + N1) // 2
-            halves = [(M0, M1, N0, mid), (M0, M1, mid + 1, N1)]
-        for half in halves:
+        for half in halves(block):
             self._offer_block(half)
 
     def _psi(self, M: int, N: int, q: float) -> float:
