@@ -168,6 +168,10 @@ class Result:
         for name, value in self.solution.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 lines.append(f"  {name:<11} {_fmt(float(value)) if isinstance(value, float) else value}")
+        if isinstance(self.solution.get("per_round"), dict):
+            rounds = len(next(iter(self.solution["per_round"].values()), []))
+            lines.append(f"  per_round   {rounds} rounds of per-device values (the lists show "
+                         "round 0; all rounds in to_json())")
         t = self.timings
         lines.append(f"  wall time   {t.wall_s:.4f} s (build {t.build_s:.4f} s, solve {t.solve_s:.4f} s)")
         return "\n".join(lines)

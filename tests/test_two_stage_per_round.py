@@ -155,6 +155,7 @@ def test_relaxation_per_round_on_time_varying_channels():
     assert read.method == "relaxation_per_round"
     assert np.asarray(read.per_round.power_w).shape == (N, 3)
     assert model.evaluate(document).feasible
+    assert f"per_round   {N} rounds" in result.summary()
     rng = np.random.default_rng(8)
     for _ in range(4):  # the bound holds against floored per-round points of other cells
         M, N = int(rng.integers(0, 41)), int(rng.integers(1, 13))
