@@ -5,6 +5,7 @@ time-limit honesty and infeasible reports, checked with the model's evaluator.""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -352,6 +353,62 @@ def test_exact_optimum_does_not_rise_with_a_budget(budget):
                   for f in (0.8, 1.0, 1.3)]
         finite = [v for v in values if v is not None]
         assert all(b <= a * (1 + 1e-9) for a, b in zip(finite, finite[1:]))
+
+
+def _scaled(document: dict, path: tuple, factor: float) -> dict:
+    """A copy of the document with the field at ``path`` multiplied by ``factor`` (integers
+    stay integers; a ``devices`` path scales every device)."""
+    out = json.loads(json.dumps(document))
+    targets = out["devices"] if path[0] == "devices" else [out]
+    for target in targets:
+        keys = path[1:] if path[0] == "devices" else path
+        for key in keys[:-1]:
+            target = target[key]
+        value = target[keys[-1]] * factor
+        target[keys[-1]] = int(round(value)) if isinstance(target[keys[-1]], int) else value
+    return out
+
+
+FALLS_WITH = [("energy_budget_j",), ("delay_budget_s",), ("max_pretrain_rounds",),
+              ("max_finetune_rounds",), ("server", "max_batch"), ("server", "max_clock_hz"),
+              ("devices", "max_batch"), ("devices", "max_clock_hz"), ("devices", "max_power_w"),
+              ("devices", "channel_gain"), ("devices", "bandwidth_hz")]
+RISES_WITH = [("model_bits",), ("noise_psd_w_per_hz",), ("server", "cycles_per_sample"),
+              ("server", "capacitance"), ("devices", "cycles_per_sample"),
+              ("devices", "capacitance"), ("learning", "shift")]
+
+
+def test_exact_optimum_moves_the_right_way_with_every_parameter():
+    """Spec §6.6: Psi* is non-increasing in budgets, round and batch caps, f^max, P^max, h, b
+    and non-decreasing in S, N_0, C, kappa, delta (each raised by 50 %)."""
+    rng = np.random.default_rng(12)
+    for _ in range(2):
+        document = random_two_stage(rng, 2, (4, 4), cap=10).to_dict()
+        base = solve_exact(TwoStageModel.from_dict(document)).objective
+        assert base is not None
+        for path in FALLS_WITH + RISES_WITH:
+            value = solve_exact(TwoStageModel.from_dict(_scaled(document, path, 1.5))).objective
+            if path in FALLS_WITH:
+                assert value is not None and value <= base * (1 + 1e-9), path
+            else:
+                assert value is None or value >= base * (1 - 1e-9), path
+
+
+def test_pretraining_share_does_not_rise_with_the_shift():
+    """Spec §6.6: optimal cells at delta < delta' have (a1' - a1)(r' - r) <= 0, r = M/(M + N)."""
+    rng = np.random.default_rng(13)
+    document = random_two_stage(rng, 2, (6, 6), cap=10).to_dict()
+    shares, a1 = [], []
+    for shift in (0.0, 0.2, 0.5, 1.0, 2.0):
+        model = TwoStageModel.from_dict({**document,
+                                         "learning": {**document["learning"], "shift": shift}})
+        solution = solve_exact(model).solution
+        M, N = solution["pretrain_rounds"], solution["finetune_rounds"]
+        shares.append(M / (M + N))
+        a1.append(model.coefficients.a1)
+    assert all((a1[j] - a1[i]) * (shares[j] - shares[i]) <= 1e-9
+               for i in range(5) for j in range(i + 1, 5))
+    assert shares[0] > shares[-1]  # this fleet does move: the shift pushes pre-training out
 
 
 def test_time_limit_reports_incumbent_and_a_valid_bound():
