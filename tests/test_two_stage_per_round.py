@@ -188,3 +188,19 @@ def test_relaxation_per_round_time_limit_is_honest():
 def test_every_registered_method_may_appear_in_a_solution_document():
     registered = {spec.method for spec in solvers_for("two_stage").specs}
     assert registered <= set(METHODS), registered - set(METHODS)
+
+
+def test_relaxed_times_stay_feasible_for_floored_batches():
+    """The fallback resources of relaxation_per_round: a relaxed cell's own times with its
+    batches floored meet both budgets, and use no less energy than the minimum-energy ones."""
+    model = with_schedule(binding_fleet(), spread=1.5)
+    rng = np.random.default_rng(6)
+    for _ in range(4):
+        M, N = int(rng.integers(0, 41)), int(rng.integers(1, 13))
+        relaxed = per_round.relaxed_cell(model, M, N)
+        D = int(np.floor(relaxed.D)) if M else 0
+        B = np.floor(relaxed.B).astype(int)
+        at_relaxed_times = per_round.solution(model, M, N, D, B, times=relaxed)
+        assert model.evaluate(at_relaxed_times).feasible
+        least = per_round.solution(model, M, N, D, B)
+        assert least["energy_j"] <= at_relaxed_times["energy_j"] * (1 + 1e-7)

@@ -91,13 +91,17 @@ def minimum_energy(model: TwoStageModel, M: int, N: int, pretrain_batch: float,
     return _solve(model, M, N, objective="energy", fixed=(float(pretrain_batch), B))
 
 
-def solution(model: TwoStageModel, M: int, N: int, pretrain_batch: int, finetune_batches
-             ) -> dict | None:
+def solution(model: TwoStageModel, M: int, N: int, pretrain_batch: int, finetune_batches,
+             times: PerRoundCell | None = None) -> dict | None:
     """The §3.4 decision fields of integer per-round batches at their minimum-energy
     allocation, with ``per_round`` = {"finetune_batch", "device_clock_hz", "power_w"} (N x K;
-    the top-level lists hold round 0); None if the delay budget cannot be met."""
+    the top-level lists hold round 0); None if the delay budget cannot be met (or the
+    minimum-energy solve fails). ``times``: use these per-round times instead (e.g. a relaxed
+    cell's, which stay feasible for batches at or below its batches: same delay, less
+    energy)."""
     d = model.derived
-    cell = minimum_energy(model, M, N, pretrain_batch, finetune_batches)
+    cell = times if times is not None else minimum_energy(model, M, N, pretrain_batch,
+                                                          finetune_batches)
     if not cell.solved:
         return None
     K = d.n_devices

@@ -19,9 +19,9 @@ margin of ``PRIMAL_MARGIN``, the spec's "primal x (1 - tolerance)" certificate (
 that ends ``optimal_inaccurate`` closes its cell at the optimistic bound instead.
 
 The reported point is the per-round relaxed optimum of the best cell with every batch
-floored (lowered further while the per-round minimum energy exceeds E_max: down-set), at its
-minimum-energy per-round allocation (``per_round`` block, verified round by round by the
-model's evaluator). With static channels the bound equals ``relaxation``'s (a test checks it).
+floored, at its minimum-energy per-round allocation (``per_round`` block, verified round by
+round by the model's evaluator); if that conic solve fails, at the relaxed cell's own times
+(feasible for the floored batches; ``extras["resources"]`` says which). With static channels the bound equals ``relaxation``'s (a test checks it).
 """
 
 from __future__ import annotations
@@ -88,16 +88,17 @@ def solve_relaxation_per_round(
         return _result(model, search, Status.TIME_LIMIT, None, None, started)
     _, cell = search.best
     point = _floor(model, cell)
-    if point is None:  # the floor and every lower point missed the budget (solver tolerance)
+    if point is None:  # the relaxed solve's own times missed the budgets (its tolerance)
         return _result(model, search, Status.ERROR, None, None, started,
                        "the rounded per-round point did not fit the budgets")
-    solution, psi = point
+    solution, psi, resources = point
     bound = min(search.bound(), psi)
     if not search.complete:
         status = Status.TIME_LIMIT
     else:
         status = Status.OPTIMAL if psi - bound <= OPTIMALITY_GAP * psi else Status.FEASIBLE
-    return _result(model, search, status, solution, psi, started)
+    result = _result(model, search, status, solution, psi, started)
+    return result.replace(extras={**result.extras, "resources": resources})
 
 
 class _Search:
@@ -209,25 +210,25 @@ class _Search:
             self.best = (psi, solved)
 
 
-def _floor(model: TwoStageModel, cell: per_round.PerRoundCell) -> tuple[dict, float] | None:
-    """The floored per-round point of a relaxed cell (lowered while it misses E_max) and its
-    Psi, or None."""
-    M, N, E = cell.M, cell.N, model.derived.energy_budget_j
-    D_max = model.derived.server_max_batch
-    D = min(max(math.floor(cell.D * (1 + FLOOR_MARGIN)), 1), D_max) if M > 0 else 0
-    B = np.maximum(np.floor(cell.B * (1 + FLOOR_MARGIN)), 1).astype(int)
-    caps = model.derived.device_max_batch
-    B = np.minimum(B, caps[None, :]) if N > 0 else B
-    for _ in range(1 + int(max(D, B.max(initial=1)))):
-        least = per_round.minimum_energy(model, M, N, D, B)
-        if least.solved and least.value <= E:
-            solution = per_round.solution(model, M, N, D, B)
-            psi = convergence.psi_per_round([D] * M, B, model.derived.weights,
-                                            model.coefficients)
-            return solution, psi
-        if D <= 1 and np.all(B <= 1):
-            return None
-        D, B = max(D - 1, 1) if M > 0 else 0, np.maximum(B - 1, 1)
+def _floor(model: TwoStageModel, cell: per_round.PerRoundCell
+           ) -> tuple[dict, float, str] | None:
+    """The floored per-round point of a relaxed cell, its Psi and where its resources come
+    from: ``minimum_energy`` (the per-round minimum-energy allocation, canonical), or
+    ``relaxed_times`` when that solve fails or misses E_max (Clarabel can stall on large
+    fixed-batch programs): the relaxed cell's own times, which stay feasible for the floored
+    batches (same delay, less energy). None if neither fits the budgets."""
+    d = model.derived
+    M, N = cell.M, cell.N
+    D = min(max(math.floor(cell.D * (1 + FLOOR_MARGIN)), 1), d.server_max_batch) if M else 0
+    B = np.clip(np.floor(cell.B * (1 + FLOOR_MARGIN)), 1, d.device_max_batch[None, :])
+    B = B.astype(int)
+    psi = convergence.psi_per_round([D] * M, B, d.weights, model.coefficients)
+    least = per_round.minimum_energy(model, M, N, D, B)
+    if least.solved and least.value <= d.energy_budget_j:
+        return per_round.solution(model, M, N, D, B, times=least), psi, "minimum_energy"
+    point = per_round.solution(model, M, N, D, B, times=cell)
+    if point is not None and model.evaluate(point).feasible:
+        return point, psi, "relaxed_times"
     return None
 
 
