@@ -18,6 +18,7 @@ from edgeopt.models.two_stage.presets import preset
 from edgeopt.solvers import solve
 from edgeopt.solvers.api import verify
 from edgeopt.solvers.two_stage import baselines, coarse_to_fine, sca
+from edgeopt.solvers.two_stage.cell import CellPrograms
 
 DATA = Path(__file__).parent / "data"
 
@@ -270,6 +271,24 @@ def test_sca_grid_and_coarse_to_fine_values_on_t1_to_t4(name, changes, optimum):
     trace = grid.trace
     assert {"iteration", "batch_term", "energy_j", "rounded_psi"} <= set(trace.columns)
     assert trace["rounded_psi"].dropna().min() == pytest.approx(grid.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("keep", [1, 3])
+def test_relaxed_bound_skips_change_no_answer(keep):
+    """Cells closed by their certified relaxed bound before any SCA are cells the SCA would
+    have closed: the best ``keep`` values of a search (the whole grid for sca_grid, the
+    coarse grid of coarse_to_fine) are the same with and without it."""
+    model = TwoStageModel.preset("default", devices=3, seed=5)
+    cells = sca.grid_cells(model) if keep == 1 else coarse_to_fine.coarse_cells(model, 10)
+    bounds = sca.lower_bounds(model, cells)
+    answers, skipped = [], []
+    for relaxations in (None, CellPrograms(model)):
+        evaluate = sca.sca_evaluator(model, sca.CellSCA(model), "floor", [], None,
+                                     relaxations=relaxations, skipped=skipped)
+        best, _ = sca.visit_cells(cells, bounds, evaluate, keep=keep)
+        answers.append([(c.value, c.cell) for c in best])
+    assert answers[0] == answers[1]
+    assert len(skipped) >= 2  # the skip did close cells here
 
 
 def test_grid_search_skips_cells_but_equals_the_full_grid():

@@ -49,6 +49,7 @@ import pandas as pd
 
 from edgeopt.models.two_stage import TwoStageModel
 from edgeopt.solvers.result import Result, infeasible_result
+from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.sca import (
     Budgets,
     Candidate,
@@ -135,7 +136,8 @@ def _sca_restricted(model: TwoStageModel, method: str, cells: list[tuple[int, in
         return infeasible.replace(solver=sca.backend)
     deadline = Deadline(time_limit)
     rows: list[dict[str, Any]] = []
-    evaluate = sca_evaluator(model, sca, ROUNDING, rows, deadline)
+    evaluate = sca_evaluator(model, sca, ROUNDING, rows, deadline,
+                             relaxations=CellPrograms(model, sca.backend))
     best, termination = visit_cells(cells, lower_bounds(model, cells), evaluate, deadline=deadline)
     result = search_result(model, method, best, termination, started, trace=trace_frame(rows),
                            solver=sca.backend, solver_version=sca.solver_version,

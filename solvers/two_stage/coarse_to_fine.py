@@ -22,6 +22,7 @@ from typing import Any
 
 from edgeopt.models.two_stage import TwoStageModel
 from edgeopt.solvers.result import Result
+from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.sca import (
     ROUNDINGS,
     CellSCA,
@@ -109,7 +110,8 @@ def solve_coarse_to_fine(
     step = stride or default_stride(model)
     deadline = Deadline(time_limit)
     rows: list[dict[str, Any]] = []
-    evaluate = sca_evaluator(model, sca, rounding, rows, deadline)
+    evaluate = sca_evaluator(model, sca, rounding, rows, deadline,
+                             relaxations=CellPrograms(model, sca.backend))
     coarse = coarse_cells(model, step)
     top, termination = visit_cells(coarse, lower_bounds(model, coarse), evaluate,
                                    keep=COARSE_KEEP, deadline=deadline)

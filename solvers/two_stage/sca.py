@@ -49,9 +49,13 @@ increasing valid lower bound (§6.2 batch caps, floored because the rounded poin
 integer) and a cell is skipped when that bound cannot beat the incumbent or when a smaller
 cell failed its pre-check (§5.2). Every skipped cell's rounded value is >= the incumbent, so
 the value is that of the exhaustive grid, at a fraction of the cost (T1-T4: one SCA cell);
-a cell whose relaxed Psi already reaches the incumbent is not rounded. The bound is weak when
-the energy budget binds across many devices: on the §8 preset (80,600 cells) the search
-still runs the SCA in thousands of cells (minutes; use ``time_limit`` or ``coarse_to_fine``).
+a cell whose relaxed Psi already reaches the incumbent is not rounded. The caps bound is weak
+when the energy budget binds across many devices, so a cell it does not close first gets its
+certified relaxed bound (one conic solve of :mod:`.cell`, the bound ``exact`` uses): if that
+reaches the incumbent the cell is closed without SCA. The SCA's relaxed value is >= that
+bound, so this closes only cells the SCA would have closed (same answer; a test compares
+both). On the §8 preset (80,600 cells) 2121 cells are closed so and the SCA runs in 20:
+9.8 s instead of about 3-4 minutes, same optimum.
 ``search="full"`` runs the SCA in every pre-check-feasible cell (for heat maps: the per-cell
 values are in the trace). The reported cell is the one with the smallest *rounded* Psi.
 """
@@ -71,10 +75,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.models.two_stage import TwoStageModel, convergence
 from edgeopt.models.two_stage.derived import LN2
 from edgeopt.solvers.result import Result, Status, Timings, infeasible_result
 from edgeopt.solvers.two_stage.bounds import CellBounds
+from edgeopt.solvers.two_stage.cell import CellPrograms
 
 METHOD = "sca_grid"
 
@@ -706,13 +711,27 @@ def search_result(model: TwoStageModel, method: str, best: list[Candidate], term
 
 def sca_evaluator(model: TwoStageModel, sca: CellSCA, rounding: str, rows: list[dict[str, Any]],
                   deadline: Deadline | None, budgets: Budgets | None = None,
+                  relaxations: CellPrograms | None = None, skipped: list | None = None,
                   ) -> Callable[[int, int], Candidate | None]:
     """Cell evaluation by SCA + rounding; appends the SCA iterations (and the rounded value on
     the last row of each cell) to ``rows``. A cell whose relaxed Psi is already >= the
     search's ``cutoff`` (1 + ``SKIP_RTOL``) is not rounded (value +inf): its integer points
-    are no better than its relaxed optimum, which the SCA reaches (spec §6.4)."""
+    are no better than its relaxed optimum, which the SCA reaches (spec §6.4).
+
+    ``relaxations`` (the instance's own budgets only): before the SCA, the cell's certified
+    relaxed bound (:mod:`.cell`, one conic solve) is compared with the cutoff the same way;
+    a cell it closes is appended to ``skipped`` and gets value +inf without SCA. Every SCA
+    iterate is a relaxed point, so its Psi is >= that bound: the skip closes only cells the
+    SCA would have closed, and the search's answer is the same."""
 
     def evaluate(M: int, N: int, cutoff: float = math.inf) -> Candidate | None:
+        if relaxations is not None and math.isfinite(cutoff):
+            bound = relaxations.solve(M, N, direct=True)
+            psi = float(convergence.psi_from_q(M, N, bound.bound, model.coefficients))
+            if bound.solved and psi >= cutoff * (1 + SKIP_RTOL):
+                if skipped is not None:
+                    skipped.append((M, N))
+                return Candidate(math.inf, (M, N), None)
         relaxed = sca.relax(M, N, budgets, deadline)
         if relaxed is None:
             return None
@@ -775,13 +794,16 @@ def solve_sca_grid(
     deadline = Deadline(time_limit)
     rows: list[dict[str, Any]] = []
     cells = grid_cells(model)
-    evaluate = sca_evaluator(model, sca, rounding, rows, deadline)
+    skipped: list[tuple[int, int]] = []
+    evaluate = sca_evaluator(model, sca, rounding, rows, deadline,
+                             relaxations=CellPrograms(model, sca.backend), skipped=skipped)
     best, termination = visit_cells(cells, lower_bounds(model, cells), evaluate,
                                     prune=search_mode == "grid", deadline=deadline)
     result = search_result(
         model, METHOD, best, termination, started, trace=trace_frame(rows), solver=sca.backend,
         solver_version=sca.solver_version,
         extras={"cells_evaluated": int(trace_frame(rows).groupby(["M", "N"]).ngroups),
+                "cells_closed_by_relaxed_bound": len(skipped),
                 "subproblems": sca.subproblems},
     )
     return result or no_cell(model, METHOD)
