@@ -129,7 +129,7 @@ def test_cell_programs_reject_bad_cells():
 # ---- the method ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["t2", "t4"])
+@pytest.mark.parametrize("name", ["t1", "t2", "t3", "t4"])
 def test_relaxation_per_round_equals_relaxation_with_static_channels(name):
     model = TwoStageModel.from_file(DATA / f"two_stage_{name}.json")
     stage = checked(model, solve(model, "relaxation"))
@@ -204,3 +204,12 @@ def test_relaxed_times_stay_feasible_for_floored_batches():
         assert model.evaluate(at_relaxed_times).feasible
         least = per_round.solution(model, M, N, D, B)
         assert least["energy_j"] <= at_relaxed_times["energy_j"] * (1 + 1e-7)
+
+
+def test_relaxation_per_round_reports_infeasible_budgets():
+    model = with_schedule(binding_fleet(), spread=1.0).with_changes(max_pretrain_rounds=0,
+                                                                   delay_budget_s=0.1)
+    result = solve(model, "relaxation_per_round")
+    assert result.status is Status.INFEASIBLE
+    assert result.objective is None and result.infeasible_reason == "delay"
+    assert "0.1" in result.message

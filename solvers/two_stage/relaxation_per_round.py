@@ -55,10 +55,11 @@ def unsupported(model: TwoStageModel) -> str | None:
 def optimistic_static(model: TwoStageModel) -> TwoStageModel:
     """The instance with every device's best gain over the first N_max rounds, static."""
     document = model.to_dict()
-    n_max = model.derived.max_finetune_rounds
-    for device, gains in zip(document["devices"], model.derived.gains[:max(n_max, 1)].T):
+    gains = model.derived.gains[:model.derived.max_finetune_rounds]
+    for k, device in enumerate(document["devices"]):
         device.pop("channel_gain_schedule", None)
-        device["channel_gain"] = float(np.max(gains))
+        if gains.shape[0] > 0:  # N_max = 0: no fine-tuning round, the static gain stays
+            device["channel_gain"] = float(np.max(gains[:, k]))
     return TwoStageModel.from_dict(document)
 
 
