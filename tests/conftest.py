@@ -1,11 +1,14 @@
-"""Shared fixtures: the spec's known-answer instances and a random instance generator."""
+"""Shared fixtures: the spec's known-answer instances and random instance generators."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from edgeopt.models.two_stage import TwoStageModel
 
 DATA = Path(__file__).parent / "data"
 
@@ -77,6 +80,34 @@ def random_edgesplit_document(
         "allow_full_local": bool(rng.random() < 0.3) if allow_full_local is None else allow_full_local,
         "include_sync": bool(rng.random() < 0.7) if include_sync is None else include_sync,
     }
+
+
+def random_two_stage(rng: np.random.Generator, devices: int, rounds: tuple[int, int],
+                     cap: int = 16) -> TwoStageModel:
+    """A small random fleet of the §8 cell whose budgets bind: T_max is 0.7-1.1 of the least
+    delay of the largest cell at the caps, E_max 0.3-1 of that cell's least energy."""
+    doc = TwoStageModel.preset("default", devices=devices,
+                               seed=int(rng.integers(1 << 30))).to_dict()
+    doc["server"]["max_batch"] = int(rng.integers(4, 2 * cap))
+    doc["server"]["max_clock_hz"] = float(rng.uniform(0.5e9, 5e9))
+    for device in doc["devices"]:
+        device["max_batch"] = int(rng.integers(2, cap))
+        device["max_clock_hz"] = float(rng.uniform(0.2e9, 1e9))
+    doc["max_pretrain_rounds"], doc["max_finetune_rounds"] = rounds
+    doc["learning"].update(initial_gap=float(rng.uniform(0.02, 0.3)),
+                           grad_variance=float(rng.uniform(4, 40)),
+                           shift=float(rng.uniform(0.2, 2.0)))
+    caps = (doc["server"]["max_batch"], [d["max_batch"] for d in doc["devices"]])
+    model = TwoStageModel.from_dict(doc)
+    slowest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
+    doc["delay_budget_s"] = float(slowest.min_delay_s * rng.uniform(0.7, 1.1))
+    model = TwoStageModel.from_dict(doc)
+    cheapest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
+    if not math.isfinite(cheapest.energy_j):
+        cheapest = model.min_energy(*rounds, *caps, delay_budget_s=1e6)
+    doc["energy_budget_j"] = float(cheapest.energy_j * rng.uniform(0.3, 1.0))
+    return TwoStageModel.from_dict(doc)
+
 
 
 @pytest.fixture(params=["t1", "t2", "t3"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_two_stage
 
 from edgeopt.models.two_stage import TwoStageModel
 from edgeopt.solvers import Status, solve, verify
@@ -36,33 +37,6 @@ def load(name: str) -> TwoStageModel:
 
 def with_learning(model: TwoStageModel, **changes) -> TwoStageModel:
     return model.with_changes(learning={**model.to_dict()["learning"], **changes})
-
-
-def random_two_stage(rng: np.random.Generator, devices: int, rounds: tuple[int, int],
-                     cap: int = 16) -> TwoStageModel:
-    """A small random fleet of the §8 cell whose budgets bind: T_max is 0.7-1.1 of the least
-    delay of the largest cell at the caps, E_max 0.3-1 of that cell's least energy."""
-    doc = TwoStageModel.preset("default", devices=devices,
-                               seed=int(rng.integers(1 << 30))).to_dict()
-    doc["server"]["max_batch"] = int(rng.integers(4, 2 * cap))
-    doc["server"]["max_clock_hz"] = float(rng.uniform(0.5e9, 5e9))
-    for device in doc["devices"]:
-        device["max_batch"] = int(rng.integers(2, cap))
-        device["max_clock_hz"] = float(rng.uniform(0.2e9, 1e9))
-    doc["max_pretrain_rounds"], doc["max_finetune_rounds"] = rounds
-    doc["learning"].update(initial_gap=float(rng.uniform(0.02, 0.3)),
-                           grad_variance=float(rng.uniform(4, 40)),
-                           shift=float(rng.uniform(0.2, 2.0)))
-    caps = (doc["server"]["max_batch"], [d["max_batch"] for d in doc["devices"]])
-    model = TwoStageModel.from_dict(doc)
-    slowest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
-    doc["delay_budget_s"] = float(slowest.min_delay_s * rng.uniform(0.7, 1.1))
-    model = TwoStageModel.from_dict(doc)
-    cheapest = model.min_energy(*rounds, *caps, energy_budget_j=1e9)
-    if not math.isfinite(cheapest.energy_j):
-        cheapest = model.min_energy(*rounds, *caps, delay_budget_s=1e6)
-    doc["energy_budget_j"] = float(cheapest.energy_j * rng.uniform(0.3, 1.0))
-    return TwoStageModel.from_dict(doc)
 
 
 def brute_force_integer(model: TwoStageModel, M: int, N: int) -> float:
