@@ -16,7 +16,7 @@ from edgeopt.models.two_stage.schema import METHODS
 from edgeopt.solvers import Status, solve, solvers_for, verify
 from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.cell import CellPrograms
-from edgeopt.solvers.two_stage.relaxation_per_round import optimistic_static
+from edgeopt.solvers.two_stage.relaxation_per_round import optimistic_static, search_per_round
 
 DATA = Path(__file__).parent / "data"
 
@@ -131,13 +131,17 @@ def test_cell_programs_reject_bad_cells():
 
 
 @pytest.mark.parametrize("name", ["t1", "t2", "t3", "t4"])
-def test_relaxation_per_round_equals_relaxation_with_static_channels(name):
+def test_per_round_search_equals_relaxation_with_static_channels(name):
+    """The per-round search itself (which solve_relaxation_per_round leaves to relaxation
+    when channels are static) reproduces relaxation's bound and point."""
     model = TwoStageModel.from_file(DATA / f"two_stage_{name}.json")
     stage = checked(model, solve(model, "relaxation"))
-    free = checked(model, solve(model, "relaxation_per_round"))
+    free = checked(model, search_per_round(model))
     assert free.bound == pytest.approx(stage.bound, rel=1e-6)
     assert free.bound <= free.objective * (1 + 1e-12)
     assert free.objective == pytest.approx(stage.objective, rel=1e-9)  # both floor the cell
+    shortcut = solve(model, "relaxation_per_round")
+    assert shortcut.extras["static_channels"] and shortcut.bound == stage.bound
 
 
 def test_relaxation_per_round_on_time_varying_channels():
@@ -229,5 +233,7 @@ def test_relaxation_per_round_on_random_fleets():
         if stage.status is Status.INFEASIBLE:
             continue
         assert free.verified and free.bound == pytest.approx(stage.bound, rel=1e-6)
+        searched = checked(model, search_per_round(model))
+        assert searched.bound == pytest.approx(stage.bound, rel=1e-6)
         varying = solve(with_schedule(model, spread=1.0, seed=i), "relaxation_per_round")
         assert varying.verified and varying.bound <= varying.objective * (1 + 1e-9)

@@ -80,7 +80,7 @@ def relaxed_cell(model: TwoStageModel, M: int, N: int, *, tie_batches: bool = Fa
                  ) -> PerRoundCell:
     """The relaxed per-round optimum of cell (M, N) (real batches; module docstring).
     ``tie_batches``: one batch per device for every round (times stay per round)."""
-    return _solve(model, M, N, objective="batch_term", tie_batches=tie_batches)
+    return _solve_either(model, M, N, objective="batch_term", tie_batches=tie_batches)
 
 
 def minimum_energy(model: TwoStageModel, M: int, N: int, pretrain_batch: float,
@@ -88,7 +88,7 @@ def minimum_energy(model: TwoStageModel, M: int, N: int, pretrain_batch: float,
     """The least energy E* [J] (``value``) of fixed batches, D and the N x K rows B_kn, within
     T_max (1 - ``DELAY_MARGIN``), and its times; ``value`` inf if the delay cannot be met."""
     B = np.asarray(finetune_batches, float).reshape(N, model.n_devices) if N > 0 else None
-    return _solve(model, M, N, objective="energy", fixed=(float(pretrain_batch), B))
+    return _solve_either(model, M, N, objective="energy", fixed=(float(pretrain_batch), B))
 
 
 def solution(model: TwoStageModel, M: int, N: int, pretrain_batch: int, finetune_batches,
@@ -138,9 +138,27 @@ def _totals(model: TwoStageModel, M: int, N: int, D: int, f_s: float, B: np.ndar
     return float(energy), float(delay)
 
 
-def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, tie_batches: bool = False,
-           fixed: tuple[float, np.ndarray | None] | None = None) -> PerRoundCell:
-    """Build and solve the scaled program (``objective``: ``batch_term`` or ``energy``)."""
+CONE_FORMS = ("power", "soc")
+"""Two ways to write the compute-energy rows e >= A x^3/t^2 (:func:`_cube_root_mean`):
+Clarabel stalls on some per-round programs in one form and not in the other, so a solve that
+does not end ``optimal`` is repeated in the other form (the better ending is kept)."""
+
+
+def _solve_either(model: TwoStageModel, M: int, N: int, **how) -> PerRoundCell:
+    """:func:`_solve` in the first cone form, then the other if that did not end optimal."""
+    first = _solve(model, M, N, form=CONE_FORMS[0], **how)
+    if first.status == "optimal":
+        return first
+    second = _solve(model, M, N, form=CONE_FORMS[1], **how)
+    rank = {"optimal": 0, "optimal_inaccurate": 1}
+    return min((first, second), key=lambda cell: rank.get(cell.status, 2))
+
+
+def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, form: str,
+           tie_batches: bool = False, fixed: tuple[float, np.ndarray | None] | None = None
+           ) -> PerRoundCell:
+    """Build and solve the scaled program (``objective``: ``batch_term`` or ``energy``;
+    ``form``: one of ``CONE_FORMS``)."""
     if M < 0 or N < 0 or M + N < 1:
         raise ValueError(f"cell ({M}, {N}): rounds must be >= 0 with M + N >= 1")
     d = model.derived
@@ -163,7 +181,7 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, tie_batches:
             D = cp.Constant(fixed[0])
         G_s = root / A_s ** (1 / 3)
         cons += [ts >= (d.server_cycles / d.server_clock_hz / Tr) * D,
-                 cp.PowCone3D(es, ts, D / G_s, 1 / 3)]
+                 *_cube_root_mean(D / G_s, es, ts, form)]
         energy += M * es
         delay += M * ts
     B = t = tau = None
@@ -194,7 +212,7 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, tie_batches:
                                                   (N, K)), B),
                  tau >= tau_min / Tr,
                  -cp.rel_entr(tau, w) >= up - cp.multiply(tau, ell),
-                 cp.PowCone3D(e, t, cp.multiply(1 / G, B), 1 / 3),
+                 *_cube_root_mean(cp.multiply(1 / G, B), e, t, form),
                  t + tau <= cp.vstack([u] * K).T]
         energy += cp.sum(e + w - cp.multiply(sigma, tau))
         delay += cp.sum(u)
@@ -224,6 +242,21 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, tie_batches:
         value = (M / D_value if M > 0 else 0.0) + float(np.sum(d.weights**2 / B_value))
     return PerRoundCell(M, N, value, D_value, B_value, ts_value, t_value, tau_value,
                         str(status))
+
+
+def _cube_root_mean(x, e, t, form: str) -> list[cp.Constraint]:
+    """x <= e^(1/3) t^(2/3) elementwise (i.e. e >= x^3/t^2): a power cone (``power``), or
+    (``soc``) two rotated second-order cones with an auxiliary s: x^2 <= s t and s^2 <= e x
+    (then s >= x^2/t gives x^4/t^2 <= e x; conversely s = x^2/t works)."""
+    if form == "power":
+        return [cp.PowCone3D(e, t, x, 1 / 3)]
+    shape = x.shape
+    s = cp.Variable(shape, nonneg=True)
+    flat = [cp.reshape(v, (int(np.prod(shape)) if shape else 1,), order="C")
+            for v in (x, e, t, s)]
+    x_, e_, t_, s_ = flat
+    return [cp.SOC(s_ + t_, cp.vstack([2 * x_, s_ - t_]), axis=0),
+            cp.SOC(e_ + x_, cp.vstack([2 * s_, e_ - x_]), axis=0)]
 
 
 def _energy(model: TwoStageModel, M: int, N: int, D: float, B: np.ndarray, t_s: float,

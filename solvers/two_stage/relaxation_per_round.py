@@ -21,7 +21,12 @@ that ends ``optimal_inaccurate`` closes its cell at the optimistic bound instead
 The reported point is the per-round relaxed optimum of the best cell with every batch
 floored, at its minimum-energy per-round allocation (``per_round`` block, verified round by
 round by the model's evaluator); if that conic solve fails, at the relaxed cell's own times
-(feasible for the floored batches; ``extras["resources"]`` says which). With static channels the bound equals ``relaxation``'s (a test checks it).
+(feasible for the floored batches; ``extras["resources"]`` says which).
+
+With static channels the relaxed per-round optimum of every cell is the stage-constant one
+(spec §3.3; a test compares the two programs cell by cell), so the method returns
+``relaxation``'s result (``extras["static_channels"]``): its certified cell bounds and
+Lagrangian cuts are faster and more robust than per-round programs with N x K rounds.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
 from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
+from edgeopt.solvers.two_stage.relaxation import solve_relaxation
 
 METHOD = "relaxation_per_round"
 
@@ -75,9 +81,19 @@ def solve_relaxation_per_round(
     ``backend``: ``clarabel`` (the only one). ``time_limit`` [s]: status ``time_limit`` with
     the bound over what is still open. ``seed`` is unused (deterministic).
     """
-    started = time.perf_counter()
     if backend not in (None, "clarabel"):
         raise ValueError(f"backend = {backend!r}: allowed clarabel")
+    if not model.derived.time_varying:  # static channels: the stage-constant relaxation is it
+        result = solve_relaxation(model, backend=backend, time_limit=time_limit, seed=seed)
+        return result.replace(method=METHOD, extras={**result.extras, "static_channels": True})
+    return search_per_round(model, time_limit=time_limit)
+
+
+def search_per_round(model: TwoStageModel, *, time_limit: float | None = None) -> Result:
+    """The per-round search of the module docstring, for any instance (``solve_relaxation_
+    per_round`` uses it for time-varying channels; the tests also run it on static ones,
+    where it must reproduce ``relaxation``'s bound)."""
+    started = time.perf_counter()
     infeasible = model.infeasibility()
     if infeasible is not None:
         return _infeasible(model, METHOD, infeasible)
