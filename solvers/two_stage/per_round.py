@@ -140,14 +140,14 @@ def _totals(model: TwoStageModel, M: int, N: int, D: int, f_s: float, B: np.ndar
 
 CONE_FORMS = ("power", "soc")
 """Two ways to write the compute-energy rows e >= A x^3/t^2 (:func:`_cube_root_mean`):
-Clarabel stalls on some per-round programs in one form and not in the other, so a solve that
-does not end ``optimal`` is repeated in the other form (the better ending is kept)."""
+Clarabel fails on some per-round programs in one form and not in the other, so a solve that
+ends without a point is repeated in the other form (the better ending is kept)."""
 
 
 def _solve_either(model: TwoStageModel, M: int, N: int, **how) -> PerRoundCell:
-    """:func:`_solve` in the first cone form, then the other if that did not end optimal."""
+    """:func:`_solve` in the first cone form, then the other if that gave no point."""
     first = _solve(model, M, N, form=CONE_FORMS[0], **how)
-    if first.status == "optimal":
+    if first.solved or first.status == "infeasible":
         return first
     second = _solve(model, M, N, form=CONE_FORMS[1], **how)
     rank = {"optimal": 0, "optimal_inaccurate": 1}
