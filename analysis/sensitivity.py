@@ -92,12 +92,19 @@ def objective_of(result: Result | None) -> float:
     return float(result.objective)
 
 
-def integer_decisions(model: Any, result: Result | None) -> dict[str, tuple]:
-    """The values of the decisions ``model.variables`` declares integer or binary."""
+def integer_decisions(model: Any, result: Result | None) -> dict[str, tuple | int]:
+    """The values of the decisions ``model.variables`` declares integer or binary: a tuple
+    for a per-device list, the number itself for a scalar decision (e.g. two_stage's rounds;
+    None when the result has no point)."""
     names = [v.name for v in model.variables if v.domain in ("integer", "binary")]
-    if result is None or not result.feasible:
-        return {name: () for name in names}
-    return {name: tuple(result.solution.get(name) or ()) for name in names}
+    values = {} if result is None or not result.feasible else result.solution
+    return {name: _decision(values.get(name)) for name in names}
+
+
+def _decision(value: Any) -> tuple | int | None:
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
 
 
 def _with_integer_type(value: float, integer: bool) -> float | int:
@@ -234,7 +241,8 @@ def dual_derivatives(
         return {}, f"no duals: {error}"
     if not spec.has(Capability.DUALS):
         return {}, f"no duals: method {spec.method!r} reports none"
-    fixed = {k: list(v) for k, v in integer_decisions(model, base).items()}
+    fixed = {k: list(v) if isinstance(v, tuple) else v
+             for k, v in integer_decisions(model, base).items()}
     if fixed and "fix" in spec.options:
         relaxed = solve(model, spec.method, dual_solver, fix=fixed)
         applies, note = relaxed.status.has_point, f"fix-and-relax ({spec.method})"

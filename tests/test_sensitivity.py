@@ -301,3 +301,19 @@ def test_cli_main_runs_the_sub_command(monkeypatch, capsys):
     assert cli.main(["sensitivity", str(known_answer_path("t1")), "--param", "rounds",
                      "--method", "bisection", "--solver", "scip"]) == 2
     assert "cannot use solver 'scip'" in capsys.readouterr().err
+
+
+def test_two_stage_scalar_decisions_and_the_analytic_shift_derivative():
+    """Rounds are scalar integer decisions (two_stage): d Psi*/d delta = 2 delta M/(M + N)
+    at a fixed optimal cell (squared_shift, a1 = delta^2), and the rounds are reported."""
+    from edgeopt.models.two_stage import TwoStageModel
+
+    model = TwoStageModel.preset("t2")
+    table = local_sensitivity(model, ["learning.shift"], "exact")
+    row = table.iloc[0]
+    M, N = 4, 6  # T2's optimal cell (spec §7)
+    assert row["derivative"] == pytest.approx(2 * 0.2 * M / (M + N), rel=1e-6)
+    assert not row["decision_change"]
+    curve = one_at_a_time(model, "energy_budget_j", [2.0, 5.0, 1000.0])
+    assert curve["pretrain_rounds"].tolist() == [4, 4, 4]
+    assert (np.diff(curve["objective"]) <= 1e-12).all()
