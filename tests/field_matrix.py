@@ -1,9 +1,27 @@
-"""Helpers of the bad-input matrices: turn a parameter-table field ('devices[].samples')
-into a concrete path in a document and change or delete the value there."""
+"""The bad-input matrices: each model's base document and parameter table (one
+:class:`ModelCase` per model), and helpers that turn a parameter-table field
+('devices[].samples') into a concrete path in a document and change or delete the value
+there. ``test_bad_input_matrix`` runs the checks every model shares; each model's
+validation file adds its own rules."""
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from edgeopt.models import InstanceError, load_instance
+from edgeopt.models.edgesplit import EdgeSplitModel
+from edgeopt.models.tinyfel import TinyFELModel
+from edgeopt.models.two_stage import TwoStageModel
+
+DATA = Path(__file__).parent / "data"
 
 
 def concrete(path: str) -> list[str | int]:
@@ -37,3 +55,58 @@ def mutate_document(base: dict, path: str, value=None, delete: bool = False) -> 
     else:
         holder[parts[-1]] = value
     return document, display(parts)
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A model's bad-input matrix: a valid ``base`` document with every declared field, the
+    reader that raises :class:`InstanceError`, and the model's parameter table."""
+
+    name: str
+    base: dict
+    read: Callable[[dict], object]
+    table: pd.DataFrame
+
+    @cached_property
+    def fields(self) -> list[str]:
+        return [f for f in self.table["field"] if f not in ("model", "version")]
+
+    @cached_property
+    def numeric(self) -> list[str]:
+        return [f for f, allowed in zip(self.table["field"], self.table["allowed"])
+                if "number" in allowed or "integer" in allowed]
+
+    def mutate(self, path: str, value=None, delete: bool = False) -> tuple[dict, str]:
+        return mutate_document(self.base, path, value, delete)
+
+    def problems(self, document: dict) -> list:
+        """The issues the reader reports (it must reject the document)."""
+        with pytest.raises(InstanceError) as caught:
+            self.read(document)
+        return caught.value.issues
+
+
+def _edgesplit_base() -> dict:
+    base = json.loads((DATA / "edgesplit_t1.json").read_text())
+    base["convergence"] = {"epsilon": 0.1, "smoothness": 1.0, "variance": 1.0,
+                           "initial_gap": 10.0, "learning_rate": 0.05}
+    return base
+
+
+def _two_stage_base() -> dict:
+    """T4 as written, with channel schedules and G: every declared field present."""
+    t4 = json.loads((DATA / "two_stage_t4.json").read_text())
+    for device in t4["devices"]:
+        device["channel_gain_schedule"] = [device["channel_gain"]] * 10
+    t4["learning"]["grad_bound"] = 5.0
+    return TwoStageModel.from_dict(t4).to_dict()
+
+
+EDGESPLIT = ModelCase("edgesplit", _edgesplit_base(), load_instance, EdgeSplitModel.parameters())
+TINYFEL = ModelCase(
+    "tinyfel",
+    TinyFELModel.from_dict(json.loads((DATA / "tinyfel_a.json").read_text())).to_dict(),
+    TinyFELModel.from_dict, TinyFELModel.parameters())
+TWO_STAGE = ModelCase("two_stage", _two_stage_base(), TwoStageModel.from_dict,
+                      TwoStageModel.parameters())
+CASES = (EDGESPLIT, TINYFEL, TWO_STAGE)

@@ -1,4 +1,5 @@
-"""TinyFEL bad input: every field, negative / NaN / inf / bool / wrong type / missing.
+"""TinyFEL bad input: every field missing (required or defaulted), and the cross-field rules
+(negative / NaN / inf / bool / wrong type: ``test_bad_input_matrix``).
 
 The cases are generated from ``TinyFELModel.parameters()``, so a new field is covered as
 soon as it is declared.
@@ -7,26 +8,17 @@ soon as it is declared.
 from __future__ import annotations
 
 import copy
-import json
-import math
-from pathlib import Path
 
 import pytest
-from field_matrix import concrete, mutate_document
+from field_matrix import TINYFEL, concrete
 
 from edgeopt.models import InstanceError
 from edgeopt.models.tinyfel import TinyFELModel
 
-DATA = Path(__file__).parent / "data"
-BASE = TinyFELModel.from_dict(json.loads((DATA / "tinyfel_a.json").read_text())).to_dict()
-"""Instance A as written: every field present, optional ones at their defaults."""
-TABLE = TinyFELModel.parameters()
-FIELDS = [f for f in TABLE["field"] if f not in ("model", "version")]
-NUMERIC = [
-    f
-    for f, allowed in zip(TABLE["field"], TABLE["allowed"])
-    if "number" in allowed or "integer" in allowed
-]
+CASE = TINYFEL
+"""Base document (every declared field present) and parameter table: ``field_matrix``."""
+BASE, TABLE, FIELDS = CASE.base, CASE.table, CASE.fields
+mutate, problems = CASE.mutate, CASE.problems
 REQUIRED = {
     "layers[].name",
     "layers[].fwd_flops",
@@ -56,16 +48,6 @@ REQUIRED = {
 }
 
 
-def mutate(path: str, value=None, delete: bool = False) -> tuple[dict, str]:
-    return mutate_document(BASE, path, value, delete)
-
-
-def problems(document: dict) -> list:
-    with pytest.raises(InstanceError) as caught:
-        TinyFELModel.from_dict(document)
-    return caught.value.issues
-
-
 def test_base_document_is_valid_and_every_field_is_exercised():
     TinyFELModel.from_dict(copy.deepcopy(BASE))
     assert set(REQUIRED) <= set(FIELDS)
@@ -75,36 +57,6 @@ def test_base_document_is_valid_and_every_field_is_exercised():
         "header_bits",
         "aggregation",
     } <= set(FIELDS)
-
-
-@pytest.mark.parametrize("path", NUMERIC)
-def test_negative_value_is_rejected_with_its_path_and_range(path):
-    document, shown = mutate(path, -1)
-    issue = next(i for i in problems(document) if i.path == shown)
-    assert issue.value == -1
-    assert ">" in issue.message
-
-
-@pytest.mark.parametrize("path", NUMERIC)
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_nan_and_infinity_are_rejected(path, bad):
-    document, shown = mutate(path, bad)
-    assert any(i.path == shown for i in problems(document))
-
-
-@pytest.mark.parametrize("path", NUMERIC)
-def test_booleans_are_not_numbers(path):
-    document, shown = mutate(path, True)
-    assert any(i.path == shown for i in problems(document))
-
-
-@pytest.mark.parametrize("path", FIELDS)
-def test_wrong_type_is_rejected(path):
-    allowed = TABLE.set_index("field").loc[path, "allowed"]
-    bad = 12345 if "string" in allowed else "abc"
-    document, shown = mutate(path, bad)
-    issue = next(i for i in problems(document) if i.path == shown)
-    assert issue.message.startswith("must be")
 
 
 @pytest.mark.parametrize("path", FIELDS)
