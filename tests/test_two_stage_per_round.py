@@ -16,7 +16,11 @@ from edgeopt.models.two_stage.schema import METHODS
 from edgeopt.solvers import Status, solve, solvers_for, verify
 from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.cell import CellPrograms
-from edgeopt.solvers.two_stage.relaxation_per_round import optimistic_static, search_per_round
+from edgeopt.solvers.two_stage.relaxation_per_round import (
+    RoundCuts,
+    optimistic_static,
+    search_per_round,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -237,3 +241,27 @@ def test_relaxation_per_round_on_random_fleets():
         assert searched.bound == pytest.approx(stage.bound, rel=1e-6)
         varying = solve(with_schedule(model, spread=1.0, seed=i), "relaxation_per_round")
         assert varying.verified and varying.bound <= varying.objective * (1 + 1e-9)
+
+
+def test_round_cuts_bound_every_cell_and_are_tight_where_they_were_made():
+    """Weak duality: a cut from one per-round solve's prices bounds the per-round relaxed
+    Psi of every cell (and of blocks), and is tight at its own cell."""
+    model = with_schedule(binding_fleet(), spread=1.5)
+    cuts = RoundCuts(model)
+    a = model.coefficients
+    rng = np.random.default_rng(10)
+    cells = [(int(rng.integers(0, 41)), int(rng.integers(1, 13))) for _ in range(8)]
+    values = {}
+    for M, N in cells:
+        relaxed = per_round.relaxed_cell(model, M, N)
+        if relaxed.status != "optimal":  # its value is not accurate enough to compare
+            continue
+        values[(M, N)] = (a.a0 + a.a1 * M + a.a2 * relaxed.value) / (M + N)
+        single = RoundCuts(model)
+        single.add(relaxed)
+        assert single.psi(M, M, N, N) == pytest.approx(values[(M, N)], rel=1e-6)
+        cuts.add(relaxed)
+    assert len(values) >= 5
+    for (M, N), value in values.items():
+        assert cuts.psi(M, M, N, N) <= value * (1 + 1e-9)
+    assert cuts.psi(0, 40, 1, 12) <= min(values.values()) * (1 + 1e-9)

@@ -54,7 +54,9 @@ tolerance never makes the reported delay exceed the budget."""
 class PerRoundCell:
     """A per-round cell solve: ``value`` Q [1/sample] (or E* [J] for :func:`minimum_energy`;
     inf when not solved), ``D`` server batch (0 if M = 0), ``B`` (N x K) device batches,
-    ``server_time_s`` t_s, ``device_time_s`` and ``upload_time_s`` (N x K) [s], ``status``."""
+    ``server_time_s`` t_s, ``device_time_s`` and ``upload_time_s`` (N x K) [s], ``status``;
+    ``multipliers`` (batch-term solves) the solver's prices in SI: ``energy`` lambda
+    [1/(sample J)], ``delay`` mu and ``rounds`` nu (N x K) [1/(sample s)]."""
 
     M: int
     N: int
@@ -65,6 +67,7 @@ class PerRoundCell:
     device_time_s: np.ndarray
     upload_time_s: np.ndarray
     status: str
+    multipliers: dict | None = None
 
     @property
     def solved(self) -> bool:
@@ -184,7 +187,7 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, form: str,
                  *_cube_root_mean(D / G_s, es, ts, form)]
         energy += M * es
         delay += M * ts
-    B = t = tau = None
+    B = t = tau = round_rows = None
     if N > 0:
         gains = round_gains(model, N)
         scale = d.noise_w_per_hz * d.bandwidth_hz / gains  # N x K [W]
@@ -212,15 +215,19 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, form: str,
                                                   (N, K)), B),
                  tau >= tau_min / Tr,
                  -cp.rel_entr(tau, w) >= up - cp.multiply(tau, ell),
-                 *_cube_root_mean(cp.multiply(1 / G, B), e, t, form),
-                 t + tau <= cp.vstack([u] * K).T]
+                 *_cube_root_mean(cp.multiply(1 / G, B), e, t, form)]
+        round_rows = t + tau <= cp.vstack([u] * K).T
+        cons.append(round_rows)
         energy += cp.sum(e + w - cp.multiply(sigma, tau))
         delay += cp.sum(u)
-    cons += [delay <= R]
+    delay_row = delay <= R
+    cons.append(delay_row)
+    energy_row = None
     if objective == "energy":
         problem = cp.Problem(cp.Minimize(energy / R), cons)
     else:
-        problem = cp.Problem(cp.Minimize(q_terms), cons + [energy <= R])
+        energy_row = energy <= R
+        problem = cp.Problem(cp.Minimize(q_terms), [*cons, energy_row])
     try:
         with warnings.catch_warnings():  # the status says it (optimal_inaccurate)
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
@@ -236,12 +243,27 @@ def _solve(model: TwoStageModel, M: int, N: int, *, objective: str, form: str,
     ts_value = float(ts.value) * Tr if M > 0 else 0.0
     t_value = np.asarray(t.value, float) * Tr if N > 0 else np.zeros((0, K))
     tau_value = np.asarray(tau.value, float) * Tr if N > 0 else np.zeros((0, K))
+    multipliers = None
     if objective == "energy":
         value = _energy(model, M, N, D_value, B_value, ts_value, t_value, tau_value)
     else:
         value = (M / D_value if M > 0 else 0.0) + float(np.sum(d.weights**2 / B_value))
+        multipliers = _si_prices(energy_row, delay_row, round_rows, R, E, T, N, K)
     return PerRoundCell(M, N, value, D_value, B_value, ts_value, t_value, tau_value,
-                        str(status))
+                        str(status), multipliers)
+
+
+def _si_prices(energy_row, delay_row, round_rows, R: int, E: float, T: float, N: int,
+               K: int) -> dict | None:
+    """The rows' duals in SI: the rows are scaled by E_max/R and T_max/R (module docstring),
+    so lambda = R lambda_hat/E_max, mu = R mu_hat/T_max, nu = R nu_hat/T_max."""
+    duals = [energy_row.dual_value, delay_row.dual_value,
+             round_rows.dual_value if round_rows is not None else np.zeros((N, K))]
+    if any(value is None for value in duals):
+        return None
+    lam, mu, nu = duals
+    return {"energy": R * float(lam) / E, "delay": R * float(mu) / T,
+            "rounds": R * np.maximum(np.asarray(nu, float).reshape(N, K), 0.0) / T}
 
 
 def _cube_root_mean(x, e, t, form: str) -> list[cp.Constraint]:

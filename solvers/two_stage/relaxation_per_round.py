@@ -13,10 +13,10 @@ stage-constant policy with relaxed batches (spec §3.3), so for every cell
 
 Blocks are split in halves and closed by the caps bound; a cell's optimistic relaxed value
 (the certified bound of :mod:`.cell`) is the next bound; only cells still below the incumbent
-get the per-round solve, whose value closes them. The per-round value is a primal value of
-Clarabel (tolerances 1e-10 on the scaled program): it is taken as a bound after a relative
-margin of ``PRIMAL_MARGIN``, the spec's "primal x (1 - tolerance)" certificate (§6.3); a solve
-that ends ``optimal_inaccurate`` closes its cell at the optimistic bound instead.
+get the per-round solve. Its prices give a Lagrangian cut (:class:`RoundCuts`) that bounds
+every cell by weak duality: the solved cell is closed at its own cut's bound (valid whatever
+the solver's accuracy, within ~1e-9 of its value when the solve is accurate), and blocks and
+cells still open are priced again by the cuts when they come out of the queue.
 
 The reported point is the per-round relaxed optimum of the best cell with every batch
 floored, at its minimum-energy per-round allocation (``per_round`` block, verified round by
@@ -31,6 +31,7 @@ Lagrangian cuts are faster and more robust than per-round programs with N x K ro
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 import time
@@ -39,19 +40,16 @@ from typing import Any
 import numpy as np
 
 from edgeopt.models.two_stage import TwoStageModel, convergence
+from edgeopt.models.two_stage.derived import LN2
 from edgeopt.solvers.result import Result, Status, Timings
 from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.bounds import CellBounds, halves
-from edgeopt.solvers.two_stage.cell import CellPrograms
+from edgeopt.solvers.two_stage.cell import CellData, CellPrograms, _batch_part
 from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
 from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
 from edgeopt.solvers.two_stage.relaxation import solve_relaxation
 
 METHOD = "relaxation_per_round"
-
-PRIMAL_MARGIN = 1e-7
-"""A per-round relaxed value counts as a lower bound after x (1 - 1e-7)."""
-
 
 def unsupported(model: TwoStageModel) -> str | None:
     """Every instance (static or time-varying channels)."""
@@ -118,6 +116,75 @@ def search_per_round(model: TwoStageModel, *, time_limit: float | None = None) -
     return result.replace(extras={**result.extras, "resources": resources})
 
 
+class RoundCuts:
+    """Lagrangian cuts of the per-round problem from the prices of per-round solves.
+
+    For prices lambda >= 0, nu_kn >= 0 and mu >= sum_k nu_kn in every round, weak duality on
+    the per-round program of any cell (M, N) gives
+
+        Q*(M, N) >= M S(lambda, mu) + P_N - lambda E_max - mu T_max,   P_N = sum_{n<N} h_n,
+
+    with S the server's term of :meth:`CellData.dual_function` and h_n = sum_k H_nk >= 0 the
+    devices' terms at round n's prices and gains (batch and compute part as in the static
+    case, the upload part with tau_kn^min and N_0 b_k/h_k(n)); the round times u_n >= 0 drop
+    out because mu >= sum_k nu_kn. A solve's lambda and nu_kn are used as they are in its
+    rounds (so the cut is tight at the solved cell), their mean over its rounds beyond them,
+    and mu = the largest round sum (they are equal at an exact optimum). Over a block, P_N >= P_N0 + (N - N0) min_{N0 <= n < N1} h_n, so the Psi bound of a
+    cut is linear-fractional in (M, N) and its minimum over the block is at a corner."""
+
+    def __init__(self, model: TwoStageModel):
+        d = model.derived
+        self.data = CellData(model)
+        self.coeffs = model.coefficients
+        n_max = d.max_finetune_rounds
+        gains = d.gains[:n_max]
+        rounds = copy.copy(self.data)  # the upload part, one row per round
+        rounds.scale = d.noise_w_per_hz * d.bandwidth_hz / gains
+        rounds.tau_min = d.bits / d.rate(np.broadcast_to(d.max_power_w, gains.shape), gains)
+        rounds.e_inf = d.noise_w_per_hz * d.bits * LN2 / gains
+        rounds.band = np.broadcast_to(d.bandwidth_hz, gains.shape).copy()
+        rounds._upload_memo = {}
+        self.rounds = rounds
+        self._cuts: list[tuple[float, float, np.ndarray, np.ndarray]] = []  # S, c0, P, h
+
+    def __len__(self) -> int:
+        return len(self._cuts)
+
+    def add(self, cell: per_round.PerRoundCell) -> None:
+        prices = cell.multipliers
+        if not prices or cell.N == 0:
+            return
+        data = self.data
+        lam = max(prices["energy"], 0.0)
+        solved = np.asarray(prices["rounds"], float)
+        nu = np.tile(np.mean(solved, axis=0), (self.rounds.scale.shape[0], 1))
+        nu[: solved.shape[0]] = solved  # the solve's own prices in its rounds
+        mu = float(np.max(np.sum(nu, axis=1)))  # u_n >= 0 drops out when sum_k nu_nk <= mu
+        S = float(_batch_part(1.0, data.A_s, data.c_s, 1.0, data.D_max, lam, mu))
+        rows = nu.shape
+        compute = _batch_part(*(np.broadcast_to(v, rows) for v in (data.alpha2, data.A, data.c)),
+                              1.0, np.broadcast_to(data.B_max, rows), lam, nu)
+        upload = self.rounds.upload_part(lam, nu)
+        h = np.sum(compute + upload, axis=1)
+        P = np.concatenate([[0.0], np.cumsum(h)])
+        self._cuts.append((S, lam * data.E + mu * data.T, P, h))
+
+    def psi(self, M0: int, M1: int, N0: int, N1: int) -> float:
+        """Lower bound on the per-round Psi over the block (-inf without cuts)."""
+        a0, a1, a2 = self.coeffs.a0, self.coeffs.a1, self.coeffs.a2
+        best = -math.inf
+        corners = [(M, N) for M in (M0, M1) for N in (N0, N1) if M + N >= 1]
+        for S, c0, P, h in self._cuts:
+            slope = float(np.min(h[N0:N1])) if N1 > N0 else 0.0
+            values = []
+            for M, N in corners:
+                q = M * S + P[N0] + (N - N0) * slope - c0
+                q -= 1e-12 * abs(q)
+                values.append((a0 + a1 * M + a2 * q) / (M + N))
+            best = max(best, min(values))
+        return best
+
+
 class _Search:
     """Best-first search over blocks and cells (module docstring)."""
 
@@ -134,11 +201,18 @@ class _Search:
         self.best: tuple[float, per_round.PerRoundCell] | None = None
         self.closed = math.inf
         self.complete = False
-        self.stats = {"blocks_split": 0, "optimistic_solves": 0, "per_round_solves": 0}
+        self.cuts = RoundCuts(model)
+        self.stats = {"blocks_split": 0, "optimistic_solves": 0, "per_round_solves": 0,
+                      "cuts": 0}
 
     def _push(self, key: float, kind: str, payload) -> None:
         self._seq += 1
-        heapq.heappush(self.heap, (key, self._seq, kind, payload))
+        heapq.heappush(self.heap, (key, self._seq, kind, payload, len(self.cuts)))
+
+    def _block_key(self, M0: int, M1: int, N0: int, N1: int) -> float:
+        """The optimistic caps bound and the cuts' bound of a block (inf: infeasible)."""
+        key = self.bounds.block(M0, M1, N0, N1)
+        return max(key, self.cuts.psi(M0, M1, N0, N1)) if math.isfinite(key) else key
 
     def _threshold(self) -> float:
         if self.best is None:
@@ -147,18 +221,27 @@ class _Search:
 
     def bound(self) -> float:
         """Least bound over what was closed and what is still open."""
-        return min(self.closed, min((item[0] for item in self.heap), default=math.inf),
-                   self.best[0] if self.best else math.inf)
+        return min(self.closed, min((item[0] for item in self.heap), default=math.inf))
 
     def run(self) -> None:
         self._offer_block((0, self.M_max, 0, self.N_max))
         while self.heap:
             if self.deadline():
                 return
-            key, _, kind, payload = self.heap[0]
+            key, _, kind, payload, seen = self.heap[0]
             if key >= self._threshold():
                 break
             heapq.heappop(self.heap)
+            if seen < len(self.cuts):  # cuts came since: price again
+                block = payload if kind == "block" else (payload[0], payload[0], payload[1],
+                                                         payload[1])
+                fresh = max(key, self.cuts.psi(*block))
+                if fresh > key:
+                    if fresh >= self._threshold():
+                        self.closed = min(self.closed, fresh)
+                    else:
+                        self._push(fresh, kind, payload)
+                    continue
             if kind == "block":
                 self._split(payload)
             elif kind == "cell":
@@ -177,7 +260,7 @@ class _Search:
             if N1 >= 1:
                 self._offer_block((0, 0, 1, N1))
             return
-        key = self.bounds.block(M0, M1, N0, N1)
+        key = self._block_key(M0, M1, N0, N1)
         if not math.isfinite(key):
             return  # no feasible point anywhere in the block
         if key >= self._threshold():
@@ -209,20 +292,21 @@ class _Search:
             self._push(bound, "per_round", cell)
 
     def _per_round(self, cell: tuple[int, int], key: float) -> None:
-        """The per-round solve closes the cell at its value; an inaccurate or unresolved
-        solve closes it at its optimistic bound ``key`` instead."""
+        """The per-round solve adds a cut and closes the cell at its own cut's bound (weak
+        duality at the solver's prices, valid however accurate they are; ``key`` if that is
+        lower or the solve gave no prices); its point is a candidate."""
         M, N = cell
         solved = per_round.relaxed_cell(self.model, M, N)
         self.stats["per_round_solves"] += 1
         if solved.status == "infeasible":
             return
-        if solved.status != "optimal":
-            self.closed = min(self.closed, key)
+        if solved.multipliers is not None and solved.solved:
+            self.cuts.add(solved)
+            self.stats["cuts"] = len(self.cuts)
+        self.closed = min(self.closed, max(key, self.cuts.psi(M, M, N, N)))
         if not solved.solved:
             return
-        psi = self._psi(M, N, solved.value) * (1 - PRIMAL_MARGIN)
-        if solved.status == "optimal":
-            self.closed = min(self.closed, psi)
+        psi = self._psi(M, N, solved.value)
         if self.best is None or psi < self.best[0]:
             self.best = (psi, solved)
 
