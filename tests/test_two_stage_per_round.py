@@ -265,3 +265,27 @@ def test_round_cuts_bound_every_cell_and_are_tight_where_they_were_made():
     for (M, N), value in values.items():
         assert cuts.psi(M, M, N, N) <= value * (1 + 1e-9)
     assert cuts.psi(0, 40, 1, 12) <= min(values.values()) * (1 + 1e-9)
+
+
+def test_per_round_bound_is_the_least_per_round_relaxed_cell():
+    """On small scheduled fleets the method's bound is the minimum over every cell of the
+    per-round relaxed Psi (all cells solved one by one), to the solver's accuracy."""
+    rng = np.random.default_rng(21)
+    compared = 0
+    for i in range(4):
+        model = with_schedule(random_two_stage(rng, 2, (5, 4), cap=12), spread=1.0, seed=i)
+        result = solve(model, "relaxation_per_round")
+        if result.status is Status.INFEASIBLE:
+            continue
+        a, values = model.coefficients, []
+        for M in range(6):
+            for N in range(5):
+                if M + N == 0:
+                    continue
+                cell = per_round.relaxed_cell(model, M, N)
+                if cell.solved:
+                    values.append((a.a0 + a.a1 * M + a.a2 * cell.value) / (M + N))
+        assert result.bound <= min(values) * (1 + 1e-9)
+        assert result.bound == pytest.approx(min(values), rel=1e-6)
+        compared += 1
+    assert compared >= 2
