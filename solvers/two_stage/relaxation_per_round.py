@@ -339,7 +339,7 @@ def _result(model: TwoStageModel, search: _Search, status: Status, solution: dic
     extras: dict[str, Any] = {"search": dict(search.stats)}
     if search.best is not None:
         cell = search.best[1]
-        extras["relaxed_cell"] = {"M": cell.M, "N": cell.N, "psi_bound": search.best[0]}
+        extras["relaxed_cell"] = {"M": cell.M, "N": cell.N, "relaxed_psi": search.best[0]}
     wall = time.perf_counter() - started
     return Result(
         model=model.model_id,
