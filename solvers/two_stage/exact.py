@@ -33,7 +33,6 @@ bounds, +inf for infeasible parts), and on a time limit also over what is still 
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from edgeopt.solvers.two_stage.cell import (
     SlsqpCell,
     _batch_part,
 )
+from edgeopt.solvers.two_stage.grid_queue import GridQueue
 from edgeopt.solvers.two_stage.integer import (
     CellTree,
     CellVector,
@@ -199,7 +199,7 @@ class Stats:
         }
 
 
-class GridSearch:
+class GridSearch(GridQueue):
     """Best-first search over the (M, N) grid (module docstring).
 
     ``mode`` ``exact`` (integer cells solved) or ``relaxation`` (cells closed by their relaxed
@@ -210,8 +210,8 @@ class GridSearch:
     def __init__(self, model: TwoStageModel, mode: str, backend: str, integer: str = "bnb",
                  prune: bool = True, deadline: Deadline | None = None,
                  seed: int | None = None):
+        super().__init__(deadline or Deadline(None))
         self.model, self.mode, self.integer, self.prune = model, mode, integer, prune
-        self.deadline = deadline or Deadline(None)
         self.seed = seed
         exact = mode == "exact"
         self.bounds = CellBounds(model, integer=exact)
@@ -226,9 +226,6 @@ class GridSearch:
         self.closed = math.inf
         self.stats = Stats(grid_cells=(self.M_max + 1) * (self.N_max + 1) - 1)
         self.trace: list[dict[str, Any]] = []
-        self.heap: list = []
-        self._seq = 0
-        self.complete = False
 
     # ---- bounds --------------------------------------------------------------------------
     def _threshold(self) -> float:
@@ -262,10 +259,6 @@ class GridSearch:
         return self._q_at(M, N, self.incumbent.psi)
 
     # ---- queue ---------------------------------------------------------------------------
-    def _push(self, key: float, kind: str, payload) -> None:
-        self._seq += 1
-        heapq.heappush(self.heap, (key, self._seq, kind, payload, len(self.cuts)))
-
     def _close(self, value: float) -> None:
         self.closed = min(self.closed, value)
 
@@ -274,39 +267,29 @@ class GridSearch:
         bound = self.block_bound(*root)
         if math.isfinite(bound):
             self._push(bound, "block", root)
-        while self.heap:
-            if self.deadline():
-                return
-            key, _, kind, payload, seen = self.heap[0]
-            if key >= self._threshold():
-                break
-            heapq.heappop(self.heap)
-            if kind in ("block", "cell") and seen < len(self.cuts):  # re-price with new cuts
-                fresh = max(key, self._bound_of(kind, payload))
-                if fresh > key:
-                    if fresh >= self._threshold():
-                        self._count_closed(kind, payload, fresh)
-                        continue
-                    self._push(fresh, kind, payload)
-                    continue
-            if kind == "block":
-                self._split(payload)
-            elif kind == "cell":
-                self._relax(*payload, key)
-            elif kind == "tree":
-                self._expand(payload, key)
-            else:
-                self._solve_integer(payload, key)
-        for key, _, kind, payload, _seen in self.heap:
-            self._count_closed(kind, payload, key)
-        self.heap = []
-        self.complete = True
+        self._drain()
 
-    def _bound_of(self, kind: str, payload) -> float:
+    def _cut_count(self) -> int:
+        return len(self.cuts)
+
+    def _reprice(self, kind: str, payload) -> float | None:
+        """Blocks and cells not yet solved are priced again by caps and cuts."""
         if kind == "block":
             return self.block_bound(*payload)
-        M, N = payload
-        return self.block_bound(M, M, N, N)
+        if kind == "cell":
+            M, N = payload
+            return self.block_bound(M, M, N, N)
+        return None
+
+    def _visit(self, kind: str, payload, key: float) -> None:
+        if kind == "block":
+            self._split(payload)
+        elif kind == "cell":
+            self._relax(*payload, key)
+        elif kind == "tree":
+            self._expand(payload, key)
+        else:
+            self._solve_integer(payload, key)
 
     def _count_closed(self, kind: str, payload, key: float) -> None:
         """Close an item by its bound ``key`` and count its cells."""

@@ -32,7 +32,6 @@ Lagrangian cuts are faster and more robust than per-round programs with N x K ro
 from __future__ import annotations
 
 import copy
-import heapq
 import math
 import time
 from typing import Any
@@ -46,6 +45,7 @@ from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import CellData, CellPrograms, _batch_part
 from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
+from edgeopt.solvers.two_stage.grid_queue import GridQueue
 from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
 from edgeopt.solvers.two_stage.relaxation import solve_relaxation
 
@@ -185,29 +185,23 @@ class RoundCuts:
         return best
 
 
-class _Search:
+class _Search(GridQueue):
     """Best-first search over blocks and cells (module docstring)."""
 
     def __init__(self, model: TwoStageModel, deadline: Deadline):
-        self.model, self.deadline = model, deadline
+        super().__init__(deadline)
+        self.model = model
         self.optimistic = optimistic_static(model)
         self.bounds = CellBounds(self.optimistic, integer=False)
         self.programs = CellPrograms(self.optimistic)
         self.coeffs = model.coefficients
         d = model.derived
         self.M_max, self.N_max = d.max_pretrain_rounds, d.max_finetune_rounds
-        self.heap: list = []
-        self._seq = 0
         self.best: tuple[float, per_round.PerRoundCell] | None = None
         self.closed = math.inf
-        self.complete = False
         self.cuts = RoundCuts(model)
         self.stats = {"blocks_split": 0, "optimistic_solves": 0, "per_round_solves": 0,
                       "cuts": 0}
-
-    def _push(self, key: float, kind: str, payload) -> None:
-        self._seq += 1
-        heapq.heappush(self.heap, (key, self._seq, kind, payload, len(self.cuts)))
 
     def _block_key(self, M0: int, M1: int, N0: int, N1: int) -> float:
         """The optimistic caps bound and the cuts' bound of a block (inf: infeasible)."""
@@ -225,32 +219,27 @@ class _Search:
 
     def run(self) -> None:
         self._offer_block((0, self.M_max, 0, self.N_max))
-        while self.heap:
-            if self.deadline():
-                return
-            key, _, kind, payload, seen = self.heap[0]
-            if key >= self._threshold():
-                break
-            heapq.heappop(self.heap)
-            if seen < len(self.cuts):  # cuts came since: price again
-                block = payload if kind == "block" else (payload[0], payload[0], payload[1],
-                                                         payload[1])
-                fresh = max(key, self.cuts.psi(*block))
-                if fresh > key:
-                    if fresh >= self._threshold():
-                        self.closed = min(self.closed, fresh)
-                    else:
-                        self._push(fresh, kind, payload)
-                    continue
-            if kind == "block":
-                self._split(payload)
-            elif kind == "cell":
-                self._optimistic(payload, key)
-            else:
-                self._per_round(payload, key)
-        self.closed = min(self.closed, min((item[0] for item in self.heap), default=math.inf))
-        self.heap = []
-        self.complete = True
+        self._drain()
+
+    def _cut_count(self) -> int:
+        return len(self.cuts)
+
+    def _reprice(self, kind: str, payload) -> float:
+        """Every item is priced again by the cuts (a cell's items over its own cell)."""
+        M0, M1, N0, N1 = payload if kind == "block" else (payload[0], payload[0],
+                                                            payload[1], payload[1])
+        return self.cuts.psi(M0, M1, N0, N1)
+
+    def _count_closed(self, kind: str, payload, key: float) -> None:
+        self.closed = min(self.closed, key)
+
+    def _visit(self, kind: str, payload, key: float) -> None:
+        if kind == "block":
+            self._split(payload)
+        elif kind == "cell":
+            self._optimistic(payload, key)
+        else:
+            self._per_round(payload, key)
 
     def _offer_block(self, block: tuple[int, int, int, int]) -> None:
         M0, M1, N0, N1 = block
