@@ -179,12 +179,8 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     exact_time = _time_to_target(reached["exact"], clock["exact"])
     for method in BASELINES:
         if method not in feasible:
-            checks.append(Check(
-                name=f"{PRESET}: exact vs {method}", kind="simulated", category="comparison",
-                statement=f"{method} has no feasible point on this preset (nothing to compare)",
-                how="solve() status", passed=True,
-                detail=f"{runs[method].status.value}: {runs[method].message}", seeds=seeds,
-            ))
+            checks.append(Check.nothing_to_compare(f"{PRESET}: exact vs {method}", method,
+                                                   runs[method], seeds))
             continue
         other = _time_to_target(reached[method], clock[method])
         checks.append(Check(

@@ -54,6 +54,16 @@ class Check:
         if self.category not in CATEGORIES:
             raise ValueError(f"category = {self.category!r}: must be one of {CATEGORIES}")
 
+    @classmethod
+    def nothing_to_compare(cls, name: str, method: str, result: Any, seeds: int) -> Check:
+        """A comparison that cannot run because ``method`` found no feasible point (passed:
+        nothing is claimed; the status and message say why)."""
+        return cls(name=name, kind="simulated", category="comparison",
+                   statement=f"{method} has no feasible point on this preset (nothing to "
+                             "compare)",
+                   how="solve() status", passed=True,
+                   detail=f"{result.status.value}: {result.message}", seeds=seeds)
+
     @property
     def ratio(self) -> float | None:
         """measured / bound (how tight the bound is; <= 1 where it holds), or ``None``."""

@@ -234,12 +234,7 @@ def _comparison(key: str, method: str, context: dict[str, Any]) -> Check:
     runs, settings, times, clock = (context[k] for k in ("runs", "settings", "times", "clock"))
     name = f"{PRESET}: {_label(key)} vs {method}"
     if method not in times:
-        return Check(
-            name=name, kind="simulated", category="comparison",
-            statement=f"{method} has no feasible point on this preset (nothing to compare)",
-            how="solve() status", passed=True,
-            detail=f"{runs[method].status.value}: {runs[method].message}", seeds=context["seeds"],
-        )
+        return Check.nothing_to_compare(name, method, runs[method], context["seeds"])
     result = runs[key]
     if key == "exact":
         claim = ("the exact P1 choice (least per-round latency T_round under the bias budget "

@@ -193,12 +193,8 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     checks = []
     for method in BASELINES:
         if method not in feasible:
-            checks.append(Check(
-                name=f"{label}: exact vs {method}", kind="simulated", category="comparison",
-                statement=f"{method} has no feasible point on this preset (nothing to compare)",
-                how="solve() status", passed=True,
-                detail=f"{runs[method].status.value}: {runs[method].message}", seeds=seeds,
-            ))
+            checks.append(Check.nothing_to_compare(f"{label}: exact vs {method}", method,
+                                                   runs[method], seeds))
             continue
         checks.append(_comparison(label, method, runs, settings, values, expected, seeds))
     notes.append(_comparison_note(label, runs, feasible, values, expected))

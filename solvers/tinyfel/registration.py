@@ -28,6 +28,13 @@ def _supports(module: str) -> Callable[[TinyFELModel], str | None]:
     return check
 
 
+def _baseline(name: str, description: str, options: dict[str, str] | None = None) -> SolverSpec:
+    return SolverSpec(
+        f"baseline_{name}", "tinyfel", "baseline", f"{_PKG}.baselines:solve_{name}",
+        description, frozenset(), supports=_supports("baselines"), options=options or {},
+    )
+
+
 SPECS = (
     SolverSpec(
         "bisection_mckp", "tinyfel", "exact", f"{_PKG}.bisection_mckp:solve_bisection_mckp",
@@ -82,37 +89,23 @@ SPECS = (
                       "(the spec's algorithm alone)",
         },
     ),
-    SolverSpec(
-        "baseline_full_model", "tinyfel", "baseline", f"{_PKG}.baselines:solve_full_model",
-        "traditional FEL: every device trains the whole model, equal bandwidth (spec §5.6)",
-        frozenset(), supports=_supports("baselines"),
-        options={"drop_memory_infeasible": "leave out devices without memory for the whole "
-                                           "model and split B over the rest (default false)"},
-    ),
-    SolverSpec(
-        "baseline_uniform_ratio", "tinyfel", "baseline", f"{_PKG}.baselines:solve_uniform_ratio",
-        "all eligible devices update the same number of top layers, the least meeting the bias "
-        "budget (spec §5.6)",
-        frozenset(), supports=_supports("baselines"),
-    ),
-    SolverSpec(
-        "baseline_random_selection", "tinyfel", "baseline", f"{_PKG}.baselines:solve_random_selection",
-        "devices added in a seeded random order at their deepest option until the budget holds "
-        "(spec §5.6)",
-        frozenset(), supports=_supports("baselines"),
-    ),
-    SolverSpec(
-        "baseline_channel_greedy", "tinyfel", "baseline", f"{_PKG}.baselines:solve_channel_greedy",
-        "devices added by descending channel gain at their deepest option until the budget holds "
-        "(spec §5.6)",
-        frozenset(), supports=_supports("baselines"),
-    ),
-    SolverSpec(
-        "baseline_equal_bandwidth", "tinyfel", "baseline", f"{_PKG}.baselines:solve_equal_bandwidth",
-        "B/m to each of m selected devices, best m; options by a search over the finishing "
-        "times with an exact knapsack check per step (it separates: sorting) (spec §5.6)",
-        frozenset(), supports=_supports("baselines"),
-    ),
+    _baseline("full_model",
+              "traditional FEL: every device trains the whole model, equal bandwidth (spec §5.6)",
+              {"drop_memory_infeasible": "leave out devices without memory for the whole model "
+                                         "and split B over the rest (default false)"}),
+    _baseline("uniform_ratio",
+              "all eligible devices update the same number of top layers, the least meeting "
+              "the bias budget (spec §5.6)"),
+    _baseline("random_selection",
+              "devices added in a seeded random order at their deepest option until the budget "
+              "holds (spec §5.6)"),
+    _baseline("channel_greedy",
+              "devices added by descending channel gain at their deepest option until the "
+              "budget holds (spec §5.6)"),
+    _baseline("equal_bandwidth",
+              "B/m to each of m selected devices, best m; options by a search over the "
+              "finishing times with an exact knapsack check per step (it separates: sorting) "
+              "(spec §5.6)"),
 )
 
 BASELINES = tuple(spec.method for spec in SPECS if spec.kind == "baseline")
