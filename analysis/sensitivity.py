@@ -2,7 +2,7 @@
 
 Works for every model and method through the generic contract only: parameters are field
 paths of the canonical instance JSON (``bandwidth_hz``, ``devices[1].flops_per_s``), each
-point is ``solve(with_fields(model, ...), method, solver)``, and duals come from
+point is ``solve(model.with_changes({...}), method, solver)``, and duals come from
 ``Result.extras``. Derivatives are in objective units per parameter unit (EdgeSplit: seconds
 per Hz for ``bandwidth_hz``); elasticities ``dJ/dp * p / J`` are dimensionless.
 
@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgeopt.analysis.paths import get_field, with_fields
 from edgeopt.models import InstanceError
 from edgeopt.solvers import Result, solve
 from edgeopt.solvers.api import select
@@ -66,8 +65,18 @@ TIGHT_GAP = 1e-6
 
 # ---- points ------------------------------------------------------------------------------
 def numeric_field(model: Any, path: str) -> float | int:
-    """The number at field path ``path`` of ``model``; ``ValueError`` if it is not a number."""
-    value = get_field(model.to_dict(), path)
+    """The number at field path ``path`` of ``model``; ``ValueError`` if it is not a number.
+
+    A ``[*]`` path (``devices[*].memory_bytes``) names one common value of every entry, so
+    the entries must hold equal values; it is then changed on all of them at once."""
+    value = model.get_field(path)
+    if isinstance(value, list):
+        if not value or any(v != value[0] for v in value):
+            raise ValueError(
+                f"{path} = {value!r}: the entries differ, so there is no one value to vary; "
+                "name one entry (e.g. devices[0].memory_bytes)"
+            )
+        value = value[0]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{path} = {value!r} is not a number; sensitivity needs a numeric field")
     return value
@@ -79,7 +88,7 @@ def solve_at(
     """``solve`` the model with ``changes`` (field path -> value) applied; ``None`` when the
     changed instance fails validation (e.g. a budget pushed below 0)."""
     try:
-        changed = with_fields(model, dict(changes)) if changes else model
+        changed = model.with_changes(dict(changes)) if changes else model
     except InstanceError:
         return None
     return solve(changed, method, solver)

@@ -5,8 +5,8 @@
     >>> frame[["bandwidth_hz", "status", "objective"]]                   # doctest: +SKIP
 
 A point sets some fields of the canonical instance JSON, named by field paths
-(``bandwidth_hz``, ``devices[2].flops_per_s``, ``learning.shift``; see
-:mod:`edgeopt.analysis.paths`). Points come from a full grid (Cartesian product of value
+(``bandwidth_hz``, ``devices[2].flops_per_s``, ``devices[*].memory_bytes``,
+``learning.shift``; see :mod:`edgeopt.models.paths`). Points come from a full grid (Cartesian product of value
 lists) or from ``samples`` Latin-hypercube or uniform random draws within ``ranges``.
 Every point's instance is validated (and the method checked against it) before any solve,
 so a bad key or value fails at once with an error naming it.
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgeopt.analysis.paths import FieldPathError, set_field
 from edgeopt.models import InstanceError, load_instance
+from edgeopt.models.paths import FieldPathError
 from edgeopt.models.registry import read_document
 from edgeopt.solvers import Result, solve
 from edgeopt.solvers.api import select
@@ -267,9 +267,8 @@ def _check(document, values, method, solver) -> None:
 
 
 def _model(document: dict[str, Any], values: dict[str, Any]):
-    for path, value in values.items():
-        document = set_field(document, path, value)
-    return load_instance(document)
+    model = load_instance(document)
+    return model.with_changes(values) if values else model
 
 
 def _scalar(key: str, value: Any) -> Scalar:

@@ -12,12 +12,14 @@ import html
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from edgeopt.models.paths import check_path, get_field, set_fields
 from edgeopt.models.validation import describe_allowed, validate_document
 
 
@@ -136,9 +138,26 @@ class Model(ABC):
         """A preset instance: see the model's ``presets.preset`` for names and options."""
         return cls(importlib.import_module(cls.presets_module).preset(name, **options))
 
-    def with_changes(self, **fields: Any) -> Model:
-        """A new model with some top-level fields replaced (validated again)."""
-        return type(self).from_dict({**self.to_dict(), **fields})
+    def with_changes(self, changes: Mapping[str, Any] | None = None, /, **fields: Any) -> Model:
+        """A new model with fields changed and validated again; this model never changes.
+
+        ``changes`` maps field paths (see :mod:`edgeopt.models.paths`) to values, keywords
+        name top-level fields::
+
+            model.with_changes(bandwidth_hz=2e7, rounds=10)
+            model.with_changes({"devices[*].memory_bytes": 2e9, "layers[3].param_bytes": 1e6})
+
+        An unknown field raises ``InstanceError`` naming the path and the nearest known
+        field (``bandwith_hz``: did you mean 'bandwidth_hz'?), before anything is applied.
+        """
+        document = set_fields(self.to_dict(), {**(changes or {}), **fields}, self.schema)
+        return type(self).from_dict(document)
+
+    def get_field(self, path: str) -> Any:
+        """The value at field path ``path`` (a list for ``devices[*].x``); ``InstanceError``
+        naming the nearest known field if the path names none."""
+        check_path(self.schema, path)
+        return get_field(self.to_dict(), path)
 
     # ---- devices --------------------------------------------------------------------
     @property

@@ -11,15 +11,17 @@ class InstanceIssue:
 
     ``path`` is the field path in the canonical JSON (``devices[2].flops_per_s``), ``value``
     the offending value (``None`` when the field is missing) and ``message`` what is allowed.
+    ``missing``: a required field is absent; ``unknown``: the path names no field of the format.
     """
 
     path: str
     value: object
     message: str
     missing: bool = False
+    unknown: bool = False
 
     def __str__(self) -> str:
-        if self.missing:
+        if self.missing or self.unknown:
             return f"{self.path}: {self.message}"
         return f"{self.path} = {self.value!r}: {self.message}"
 

@@ -15,14 +15,35 @@ from typing import Annotated, Any, Literal
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic.fields import FieldInfo
 
 from edgeopt.models.errors import InstanceError, InstanceIssue
+from edgeopt.models.paths import FieldPathError, check_path, known_fields, suggestion
+
+
+class Record(BaseModel):
+    """Base of canonical instance records: frozen; an unknown field is an error naming its path
+    and the nearest known field. Free-form content goes in a declared :func:`metadata_field`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OpenRecord(BaseModel):
-    """Base of canonical JSON records: frozen, unknown fields allowed and kept on write."""
+    """Base of solution documents, whose optional extras (``message``, ``trace``, ...) are
+    kept on write: frozen, unknown fields allowed."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def metadata_field() -> Any:
+    """The free-form ``metadata`` object of a record: any JSON content, kept on write (only
+    when given), ignored by every solver."""
+    return Field(
+        None,
+        description="free-form JSON object (provenance, notes); kept on write, ignored by solvers",
+        json_schema_extra={"unit": "-"},
+        exclude_if=lambda value: value is None,
+    )
 
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -90,36 +111,26 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 def _resolve_field(schema: type[BaseModel], loc: tuple[Any, ...]):
     """The ``FieldInfo`` a validation error location points at (``None`` if not found)."""
-    current: Any = schema
-    info = None
-    for part in loc:
-        current, _ = _unwrap_optional(current)
-        if isinstance(part, int):
-            args = typing.get_args(current)
-            if not args:
-                return None
-            current = args[0]
-            continue
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            info = current.model_fields.get(part)
-            if info is None:
-                return None
-            current = info.annotation
-        else:
-            break
-    return info
+    try:
+        return check_path(schema, tuple(loc))
+    except FieldPathError:
+        return None
 
 
 _BOUND_KINDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
 
 
-def describe_allowed(info: Any) -> str:
-    """A phrase like ``'a number > 0 [FLOP/s]'`` built from a field's declaration."""
+def describe_allowed(info: Any, item: bool = False) -> str:
+    """A phrase like ``'a number > 0 [FLOP/s]'`` built from a field's declaration; with
+    ``item`` the phrase for one entry of a list field (``'a finite number >= 0 [ms]'``)."""
     if info is None:
         return "a valid value"
     annotation, optional = _unwrap_optional(info.annotation)
+    metadata = list(info.metadata)
+    if item and typing.get_origin(annotation) is list:
+        annotation, metadata, optional = _list_item(annotation)
     bounds = []
-    for meta in info.metadata:
+    for meta in metadata:
         for kind, attr, symbol in _BOUND_KINDS:
             if isinstance(meta, kind):
                 bounds.append(f"{symbol} {getattr(meta, attr):g}")
@@ -137,6 +148,8 @@ def describe_allowed(info: Any) -> str:
         text = "a list"
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         text = "an object"
+    elif annotation is dict or typing.get_origin(annotation) is dict:
+        text = "a free-form JSON object"
     else:
         text = "a valid value"
     if bounds:
@@ -147,6 +160,19 @@ def describe_allowed(info: Any) -> str:
     if optional:
         text += " or null"
     return text
+
+
+def _list_item(annotation: Any) -> tuple[Any, list[Any], bool]:
+    """(type, constraint metadata, nullable) of the entries of ``list[...]``."""
+    entry = typing.get_args(annotation)[0]
+    base, optional = _unwrap_optional(entry)
+    metadata: list[Any] = []
+    pending = list(typing.get_args(entry)[1:]) if typing.get_origin(entry) is Annotated else []
+    while pending:
+        meta = pending.pop()
+        metadata.append(meta)
+        pending.extend(getattr(meta, "metadata", []) if isinstance(meta, FieldInfo) else [])
+    return base, metadata, optional
 
 
 def _lookup(document: Any, loc: tuple[Any, ...]) -> tuple[Any, bool]:
@@ -179,7 +205,7 @@ def validate_document(schema: type[BaseModel], document: Any, context: str) -> A
             loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
             path = path_to_string(loc)
             info = _resolve_field(schema, loc)
-            allowed = describe_allowed(info)
+            allowed = describe_allowed(info, item=bool(loc) and isinstance(loc[-1], int))
             problem = item.get("ctx", {}).get("error")
             if isinstance(problem, FieldProblem):
                 full = loc + problem.loc
@@ -187,6 +213,11 @@ def validate_document(schema: type[BaseModel], document: Any, context: str) -> A
                 continue
             if item["type"] == "missing":
                 issues.append(InstanceIssue(path, None, f"is required: {allowed}", missing=True))
+                continue
+            if item["type"] == "extra_forbidden":
+                known = known_fields(schema, loc[:-1])
+                message = f"unknown field; {suggestion(str(loc[-1]), known)}"
+                issues.append(InstanceIssue(path, None, message, unknown=True))
                 continue
             value, _ = _lookup(document, loc)
             reason = "must be " + allowed

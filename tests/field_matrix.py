@@ -86,26 +86,39 @@ class ModelCase:
         return caught.value.issues
 
 
+def with_metadata(document: dict) -> dict:
+    """``document`` with a free-form ``metadata`` object at the top, on every device and
+    every layer (the optional fields written only when given)."""
+    document = {**document, "metadata": {"source": "field matrix"}}
+    for kind in ("devices", "layers"):
+        if kind in document:
+            document[kind] = [{**item, "metadata": {"index": i}} for i, item in enumerate(document[kind])]
+    return document
+
+
 def _edgesplit_base() -> dict:
     base = json.loads((DATA / "edgesplit_t1.json").read_text())
     base["convergence"] = {"epsilon": 0.1, "smoothness": 1.0, "variance": 1.0,
                            "initial_gap": 10.0, "learning_rate": 0.05}
-    return base
+    return with_metadata(base)
 
 
 def _two_stage_base() -> dict:
-    """T4 as written, with channel schedules and G: every declared field present."""
-    t4 = json.loads((DATA / "two_stage_t4.json").read_text())
-    for device in t4["devices"]:
+    """T4 as written, with channel schedules, G, distances, name and description: every
+    declared field present."""
+    t4 = with_metadata(json.loads((DATA / "two_stage_t4.json").read_text()))
+    for index, device in enumerate(t4["devices"]):
         device["channel_gain_schedule"] = [device["channel_gain"]] * 10
+        device["distance_m"] = 50.0 + index
     t4["learning"]["grad_bound"] = 5.0
+    t4.update(name="t4", description="known-answer instance T4")
     return TwoStageModel.from_dict(t4).to_dict()
 
 
 EDGESPLIT = ModelCase("edgesplit", _edgesplit_base(), load_instance, EdgeSplitModel.parameters())
 TINYFEL = ModelCase(
     "tinyfel",
-    TinyFELModel.from_dict(json.loads((DATA / "tinyfel_a.json").read_text())).to_dict(),
+    TinyFELModel.from_dict(with_metadata(json.loads((DATA / "tinyfel_a.json").read_text()))).to_dict(),
     TinyFELModel.from_dict, TinyFELModel.parameters())
 TWO_STAGE = ModelCase("two_stage", _two_stage_base(), TwoStageModel.from_dict,
                       TwoStageModel.parameters())

@@ -17,7 +17,7 @@ MODULES = [
     "edgeopt.models.two_stage.presets",
     "edgeopt.models.profiles",
     "edgeopt.solvers",
-    "edgeopt.analysis.paths",
+    "edgeopt.models.paths",
     "edgeopt.analysis.sweep",
     "edgeopt.analysis.verification.simulation",
 ]

@@ -119,14 +119,14 @@ def test_evaluator_agrees_with_the_vectorised_option_table(seed):
     assert (evaluation.violations["memory"] == 0) == bool(fits.all())
 
 
-def test_round_trip_is_the_identity_and_keeps_unknown_fields():
+def test_round_trip_is_the_identity_and_keeps_metadata():
     document = json.loads(known_answer_path("t2").read_text())
-    document["note"] = {"origin": "test"}
-    document["devices"][0]["vendor"] = "acme"
+    document["metadata"] = {"origin": "test"}
+    document["devices"][0]["metadata"] = {"vendor": "acme"}
     model = EdgeSplitModel.from_dict(document)
     written = model.to_dict()
-    assert written["note"] == {"origin": "test"}
-    assert written["devices"][0]["vendor"] == "acme"
+    assert written["metadata"] == {"origin": "test"}
+    assert written["devices"][0]["metadata"] == {"vendor": "acme"}
     assert written["layers"][0]["bwd_flops"] is None
     assert written["layers"][1]["saved_act_bytes"] == 3e4
     assert EdgeSplitModel.from_dict(written).to_dict() == written

@@ -13,7 +13,6 @@ from conftest import known_answer_path
 
 from edgeopt.analysis.commands import COMMAND_MODULES
 from edgeopt.analysis.commands import sensitivity as command
-from edgeopt.analysis.paths import with_fields
 from edgeopt.analysis.plots.sensitivity import (
     plot_elasticities,
     plot_front,
@@ -105,12 +104,22 @@ def test_t1_elasticities(t1):
     assert frame["devices[0].memory_bytes"] == 0.0
 
 
+def test_a_wildcard_parameter_moves_every_device_together(t1):
+    same = t1.with_changes({"devices[*].spectral_efficiency": 1.5})
+    frame = local_sensitivity(same, ["devices[*].spectral_efficiency", "bandwidth_hz"],
+                              duals=False).set_index("param")["elasticity"]
+    # Rates are eta b: one common eta scales like B.
+    assert frame["devices[*].spectral_efficiency"] == pytest.approx(frame["bandwidth_hz"], rel=1e-6)
+    with pytest.raises(ValueError, match=r"devices\[\*\]\.spectral_efficiency = \[2.0, 1.0\]: the entries differ"):
+        local_sensitivity(t1, ["devices[*].spectral_efficiency"], duals=False)
+
+
 def _cut_switch(model, low: float, high: float) -> float:
     """A bandwidth [Hz] within 1e-9 (relative) of where the optimal cuts change in (low, high)."""
-    cuts_low = solve(with_fields(model, {"bandwidth_hz": low})).solution["cuts"]
+    cuts_low = solve(model.with_changes({"bandwidth_hz": low})).solution["cuts"]
     while high - low > 1e-9 * high:
         middle = 0.5 * (low + high)
-        if solve(with_fields(model, {"bandwidth_hz": middle})).solution["cuts"] == cuts_low:
+        if solve(model.with_changes({"bandwidth_hz": middle})).solution["cuts"] == cuts_low:
             low = middle
         else:
             high = middle
@@ -119,7 +128,7 @@ def _cut_switch(model, low: float, high: float) -> float:
 
 def test_kink_at_a_cut_switch_is_reported_with_both_one_sided_slopes(t1):
     switch = _cut_switch(t1, 1.8e7, 1e9)
-    at_switch = with_fields(t1, {"bandwidth_hz": switch})
+    at_switch = t1.with_changes({"bandwidth_hz": switch})
     row = local_sensitivity(at_switch, ["bandwidth_hz"], dual_fields=T1_DUALS).iloc[0]
     assert row["kink"] and row["decision_change"] and row["agree"] is None
     makespan = row["objective"]
@@ -217,7 +226,7 @@ def test_tornado_data_is_ordered_by_swing_and_drawn_as_such(t1):
     data = tornado_data(t1, params, fraction=0.1)
     assert list(data["param"]) == ["bandwidth_hz", "devices[0].flops_per_s",
                                    "devices[0].memory_bytes", "rounds"]
-    low = solve(with_fields(t1, {"bandwidth_hz": 1.62e7})).objective
+    low = solve(t1.with_changes({"bandwidth_hz": 1.62e7})).objective
     first = data.iloc[0]
     assert first["objective_low"] == pytest.approx(low, rel=1e-12)
     assert first["swing"] == pytest.approx(first["change_low"] - first["change_high"], rel=1e-12)
@@ -279,7 +288,7 @@ def test_cli_end_to_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["missing.json", "--param", "bandwidth_hz"], "no such file"),
-    (["T1", "--param", "bandwith_hz"], "no field 'bandwith_hz'"),
+    (["T1", "--param", "bandwith_hz"], "bandwith_hz: unknown field; did you mean 'bandwidth_hz'"),
     (["T1", "--param", "server_mode"], "is not a number"),
     (["T1", "--param", "bandwidth_hz", "--method", "nosuch"], "unknown method"),
 ])

@@ -101,9 +101,18 @@ def test_samples_lie_within_ranges_and_repeat_with_a_seed(sampling):
     assert sorted(repeats["rounds"]) == [1, 2]  # integer draws that repeat are solved once
 
 
+def test_a_wildcard_key_sets_every_device():
+    frame = sweep(T1, grid={"devices[*].memory_bytes": [1e9, 5e6]}, serial=True, progress=False)
+    assert list(frame.columns[:1]) == ["devices[*].memory_bytes"]
+    assert frame["objective"].tolist() == pytest.approx([3.2, 71 / 30 + 33**0.5 / 6], rel=1e-6)
+    assert json.loads(frame["solution"][1])["cuts"] == [1, 1]  # 5e6 bytes fit cut 1 only (spec §6)
+
+
 def test_bad_keys_and_values_fail_before_any_solve(tmp_path):
-    with pytest.raises(SweepError, match="bandwith_hz"):
+    with pytest.raises(SweepError, match="bandwith_hz: unknown field; did you mean 'bandwidth_hz'"):
         sweep(T1, grid={"bandwith_hz": [1e7]}, serial=True)
+    with pytest.raises(SweepError, match=r"devices\[\*\]\.flops_per_sec: .*'flops_per_s'"):
+        sweep(T1, grid={"devices[*].flops_per_sec": [1e9]}, serial=True)
     with pytest.raises(SweepError, match="rounds=1.5"):
         sweep(T1, grid={"bandwidth_hz": [1e7], "rounds": [1, 1.5]}, serial=True)
     with pytest.raises(SweepError, match="bandwidth_hz: a log range needs lo > 0"):

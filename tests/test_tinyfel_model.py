@@ -716,15 +716,16 @@ def test_model_exposes_its_convergence_terms():
 # ---- I/O --------------------------------------------------------------------------------------
 
 
-def test_round_trip_is_the_identity_and_keeps_unknown_fields():
+def test_round_trip_is_the_identity_and_keeps_metadata():
     document = json.loads((DATA / "tinyfel_a.json").read_text())
-    document["note"] = {"origin": "test"}
-    document["devices"][0]["vendor"] = "acme"
-    document["learning"]["source"] = "paper"
+    document["metadata"] = {"origin": "test"}
+    document["devices"][0]["metadata"] = {"vendor": "acme"}
+    document["layers"][2]["metadata"] = {"kind": "dense"}
     model = TinyFELModel.from_dict(document)
     written = model.to_dict()
-    assert written["note"] == {"origin": "test"} and written["devices"][0]["vendor"] == "acme"
-    assert written["learning"]["source"] == "paper"
+    assert written["metadata"] == {"origin": "test"}
+    assert written["devices"][0]["metadata"] == {"vendor": "acme"}
+    assert written["layers"][2]["metadata"] == {"kind": "dense"}
     assert TinyFELModel.from_dict(written).to_dict() == written
     assert TinyFELModel.from_json(model.to_json()).to_dict() == written
 

@@ -26,6 +26,11 @@ OPTIONAL = {
     "devices[].channel_gain_schedule",
     "learning.bound",
     "learning.grad_bound",
+    "devices[].distance_m",
+    "devices[].metadata",
+    "name",
+    "description",
+    "metadata",
 }
 """Fields with a default; every other field is required."""
 
@@ -34,7 +39,7 @@ def test_base_document_is_valid_and_every_field_is_exercised():
     TwoStageModel.from_dict(copy.deepcopy(BASE))
     assert OPTIONAL < set(FIELDS)
     assert {"server.max_batch", "learning.shift", "max_finetune_rounds"} <= set(NUMERIC)
-    assert len(FIELDS) == 27
+    assert len(FIELDS) == 32
 
 
 @pytest.mark.parametrize("path", FIELDS)
@@ -76,14 +81,16 @@ def test_integral_floats_are_accepted_and_written_back_as_integers():
     assert TwoStageModel.from_dict(written).to_dict() == written
 
 
-def test_unknown_fields_are_kept_and_ignored():
+def test_metadata_is_kept_and_unknown_fields_are_errors():
     document = copy.deepcopy(BASE)
-    document["note"] = {"source": "lab"}
-    document["devices"][0]["distance_m"] = 70.0
-    document["learning"]["comment"] = "x"
+    document["metadata"] = {"source": "lab"}
+    document["devices"][0]["metadata"] = {"board": "x"}
     model = TwoStageModel.from_dict(document)
     assert model.to_dict() == document
     assert float(model.bound(20, 10, 226, [128, 96])) == pytest.approx(3.1356046, abs=5e-8)
+    document["learning"]["comment"] = "x"
+    [issue] = problems(document)
+    assert issue.path == "learning.comment" and issue.unknown
 
 
 def test_error_message_names_path_value_range_and_unit():

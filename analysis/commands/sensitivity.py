@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
 def _compute(args: argparse.Namespace):
     from pathlib import Path
 
-    from edgeopt.analysis.paths import FieldPathError
     from edgeopt.analysis.plots.sensitivity import plot_elasticities, plot_tornado
     from edgeopt.analysis.sensitivity import local_sensitivity, tornado_data
     from edgeopt.models import InstanceError, load_instance
+    from edgeopt.models.paths import FieldPathError
 
     if not Path(args.instance).is_file():
         raise _BadInput(f"{args.instance}: no such file")

@@ -5,7 +5,8 @@
         [--workers N | --scheduler ADDRESS | --serial] [--resume] [--time-limit SEC]
 
 KEY is a field path of the canonical instance JSON (``bandwidth_hz``,
-``devices[2].flops_per_s``, ``learning.shift``); several ``--param`` make a full grid.
+``devices[2].flops_per_s``, ``devices[*].memory_bytes`` (every device), ``learning.shift``;
+see :mod:`edgeopt.models.paths`); several ``--param`` make a full grid.
 ``lin:START:STOP:NUM`` is NUM evenly spaced values, ``log:START:STOP:NUM`` NUM values evenly
 spaced in log scale from START to STOP (both > 0). A value written as an integer literal is an
 int (integer fields such as ``rounds`` need one), ``true``/``false`` are booleans, other

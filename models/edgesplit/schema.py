@@ -2,12 +2,14 @@
 
 Every field is declared once here with its unit, range and meaning; validation errors,
 ``EdgeSplitModel.parameters()`` and the docs are all generated from these declarations.
-Unknown fields are allowed, ignored by solvers, and preserved on write.
+An unknown field is an error naming its path and the nearest known field; free-form
+content goes in the ``metadata`` objects (top level, each layer, each device), which are
+kept on write and ignored by solvers.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,13 +18,14 @@ from edgeopt.models.validation import (
     Flag,
     Integer,
     Number,
-    OpenRecord,
+    Record,
     field,
+    metadata_field,
     require_unique_names,
 )
 
 
-class Layer(OpenRecord):
+class Layer(Record):
     """One layer (or block) of the network, in execution order; all sizes per sample."""
 
     name: str = Field(min_length=1, description="unique layer name", json_schema_extra={"unit": "-"})
@@ -35,9 +38,10 @@ class Layer(OpenRecord):
     saved_act_bytes: Number | None = field(
         unit="byte", ge=0, default=None, description="activations kept for backward (null: out_bytes)"
     )
+    metadata: dict[str, Any] | None = metadata_field()
 
 
-class Device(OpenRecord):
+class Device(Record):
     """One edge device."""
 
     name: str = Field(min_length=1, description="unique device name", json_schema_extra={"unit": "-"})
@@ -45,9 +49,10 @@ class Device(OpenRecord):
     memory_bytes: Number = field(unit="byte", ge=0, description="memory available for training")
     spectral_efficiency: Number = field(unit="bit/s/Hz", gt=0, description="link rate per Hz")
     samples: Integer = field(unit="sample", ge=1, description="local training samples")
+    metadata: dict[str, Any] | None = metadata_field()
 
 
-class Convergence(OpenRecord):
+class Convergence(Record):
     """Optional target accuracy that replaces ``rounds`` by R(epsilon) (spec §4.3)."""
 
     epsilon: Number = field(gt=0, description="target min_r E||grad f||^2")
@@ -69,7 +74,7 @@ class Convergence(OpenRecord):
         return self
 
 
-class EdgeSplitInstance(OpenRecord):
+class EdgeSplitInstance(Record):
     """A complete EdgeSplit instance (canonical JSON, version 1)."""
 
     model: Literal["edgesplit"] = Field(description="model id", json_schema_extra={"unit": "-"})
@@ -92,6 +97,7 @@ class EdgeSplitInstance(OpenRecord):
         True, description="count per-round upload + download of device-side weights", json_schema_extra={"unit": "-"}
     )
     convergence: Convergence | None = Field(None, description="optional target accuracy (spec §4.3)")
+    metadata: dict[str, Any] | None = metadata_field()
 
     @model_validator(mode="after")
     def _structure(self) -> EdgeSplitInstance:

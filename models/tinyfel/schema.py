@@ -2,7 +2,9 @@
 
 Every field is declared once here with its unit, range and meaning; validation errors,
 ``TinyFELModel.parameters()`` and the docs are all generated from these declarations.
-Unknown fields are allowed, ignored by solvers, and preserved on write; writers emit every
+An unknown field is an error naming its path and the nearest known field; free-form
+content goes in the ``metadata`` objects (top level, each layer, each device), which are
+kept on write and ignored by solvers; writers emit every
 field, defaults included.
 
 Decisions the spec leaves open (recorded here, listed in the package docstring):
@@ -19,7 +21,7 @@ Decisions the spec leaves open (recorded here, listed in the package docstring):
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -28,8 +30,9 @@ from edgeopt.models.validation import (
     Flag,
     Integer,
     Number,
-    OpenRecord,
+    Record,
     field,
+    metadata_field,
     require_unique_names,
 )
 
@@ -39,7 +42,7 @@ def _label(description: str, default: object = ...) -> object:
     return Field(default, description=description, json_schema_extra={"unit": "-"})
 
 
-class Layer(OpenRecord):
+class Layer(Record):
     """One layer (or block) in forward order; l = L is the output. All work and sizes per sample."""
 
     name: str = Field(
@@ -66,9 +69,10 @@ class Layer(OpenRecord):
     grad_sq_bound: Number = field(
         gt=0, description="layer bound G_l^2 on the squared gradient norm"
     )
+    metadata: dict[str, Any] | None = metadata_field()
 
 
-class Device(OpenRecord):
+class Device(Record):
     """One edge device k."""
 
     name: str = Field(
@@ -99,6 +103,7 @@ class Device(OpenRecord):
     distance_m: Number | None = field(
         unit="m", gt=0, default=None, description="distance to the access point (informational)"
     )
+    metadata: dict[str, Any] | None = metadata_field()
 
     @model_validator(mode="after")
     def _energy_fields(self) -> Device:
@@ -109,7 +114,7 @@ class Device(OpenRecord):
         return self
 
 
-class Learning(OpenRecord):
+class Learning(Record):
     """Learning constants of the convergence bound (spec §4.3); all in the unit of F."""
 
     learning_rate: Number = field(
@@ -134,7 +139,7 @@ class Learning(OpenRecord):
         return self
 
 
-class TinyFELInstance(OpenRecord):
+class TinyFELInstance(Record):
     """A complete TinyFEL instance (canonical JSON, version 1)."""
 
     model: Literal["tinyfel"] = _label("model id")
@@ -187,6 +192,7 @@ class TinyFELInstance(OpenRecord):
     include_noise_in_budget: Flag = _label("add the noise term N(a) to the bias budget row", False)
     name: str | None = _label("instance name", None)
     description: str | None = _label("free text", None)
+    metadata: dict[str, Any] | None = metadata_field()
 
     @model_validator(mode="after")
     def _structure(self) -> TinyFELInstance:

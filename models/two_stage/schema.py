@@ -2,8 +2,11 @@
 
 Every instance field is declared once here with its unit, range and meaning; validation
 errors, ``TwoStageModel.parameters()`` and the docs are generated from these declarations.
-Unknown fields are allowed, ignored by solvers and preserved on write; writers emit every
-declared field, defaults included.
+An unknown field is an error naming its path and the nearest known field; free-form content
+goes in the ``metadata`` objects (top level, each device), kept on write and ignored by
+solvers. Writers emit every declared field, defaults included, except the optional
+``metadata``, ``name``, ``description``, ``distance_m`` and ``channel_gain_schedule``,
+which are written only when given.
 
 Rules of spec §3.1 beyond single-field ranges:
 
@@ -34,7 +37,9 @@ from edgeopt.models.validation import (
     FieldProblem,
     Number,
     OpenRecord,
+    Record,
     field,
+    metadata_field,
     require_unique_names,
     validate_document,
 )
@@ -62,7 +67,7 @@ def _label(description: str, default: object = ...) -> Any:
     return Field(default, description=description, json_schema_extra={"unit": "-"})
 
 
-class Server(OpenRecord):
+class Server(Record):
     """The edge server that pre-trains on its stored general data."""
 
     max_clock_hz: Number = field(unit="cycle/s", gt=0, description="CPU clock cap f_s^max")
@@ -75,7 +80,7 @@ class Server(OpenRecord):
     max_batch: WholeNumber = field(unit="sample", ge=1, description="batch cap D^max")
 
 
-class Device(OpenRecord):
+class Device(Record):
     """Edge device k (fine-tuning on its task data, FDMA uplink)."""
 
     name: str = Field(
@@ -101,6 +106,12 @@ class Device(OpenRecord):
         json_schema_extra={"unit": "-"},
     )
 
+    distance_m: Number | None = Field(
+        None, gt=0, description="distance to the access point (informational)",
+        json_schema_extra={"unit": "m"}, exclude_if=lambda value: value is None,
+    )
+    metadata: dict[str, Any] | None = metadata_field()
+
     @model_serializer(mode="wrap")
     def _omit_absent_schedule(self, handler: Any) -> dict[str, Any]:
         """The extension field is written only when given (§3.1 lists the written fields)."""
@@ -110,7 +121,7 @@ class Device(OpenRecord):
         return data
 
 
-class Learning(OpenRecord):
+class Learning(Record):
     """Constants of the convergence bound (spec §4); [F] is the unit of the loss, [w] of w."""
 
     learning_rate: Number = field(
@@ -151,7 +162,7 @@ class Learning(OpenRecord):
         return self
 
 
-class TwoStageInstance(OpenRecord):
+class TwoStageInstance(Record):
     """A complete two-stage instance (canonical JSON, version 1)."""
 
     model: Literal["two_stage"] = _label("model id")
@@ -169,6 +180,15 @@ class TwoStageInstance(OpenRecord):
     max_pretrain_rounds: WholeNumber = field(ge=0, description="cap M_max on pre-training rounds")
     max_finetune_rounds: WholeNumber = field(ge=0, description="cap N_max on fine-tuning rounds")
     learning: Learning = Field(description="constants of the convergence bound")
+    name: str | None = Field(
+        None, description="instance name", json_schema_extra={"unit": "-"},
+        exclude_if=lambda value: value is None,
+    )
+    description: str | None = Field(
+        None, description="free text", json_schema_extra={"unit": "-"},
+        exclude_if=lambda value: value is None,
+    )
+    metadata: dict[str, Any] | None = metadata_field()
 
     @model_validator(mode="before")
     @classmethod
