@@ -25,7 +25,7 @@ def t3():
 
 def test_defaults_per_kind_depend_on_the_mode(t1, t3):
     assert select(t1, "exact")[0].method == "bisection"
-    assert select(t3, "exact")[0].method == "enum_two_resource"
+    assert select(t3, "exact")[0].method == "bisection_lagrangian"
     assert select(t1, "heuristic")[0].method == "alternating"
     assert select(t1, "relaxation") == (solvers_for("edgesplit").spec("relaxation_perspective"), "clarabel")
     assert select(t1, "exact", "scip")[0].method == "misocp_perspective"

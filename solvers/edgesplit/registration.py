@@ -9,12 +9,10 @@ from edgeopt.solvers.registry import Capability as Cap
 from edgeopt.solvers.registry import ModelSolvers, SolverSpec
 
 _PKG = "edgeopt.solvers.edgesplit"
-ENUMERATION_DEFAULT_LIMIT = 5_000
-"""Shared-mode ``exact`` uses ``enum_two_resource`` up to this many (undominated) cut vectors."""
 
 
 def _dedicated_only(model) -> str | None:
-    return "needs server_mode 'dedicated' (use misocp_perspective or enum_two_resource)" if model.shared else None
+    return "needs server_mode 'dedicated' (use bisection_lagrangian or misocp_perspective)" if model.shared else None
 
 
 def _shared_only(model) -> str | None:
@@ -53,6 +51,13 @@ SPECS = (
         "pruned enumeration of undominated cut vectors with the exact two-resource check (§5.3d)",
         frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
         supports=_enumerable,
+    ),
+    SolverSpec(
+        "bisection_lagrangian", "edgesplit", "exact", f"{_PKG}.lagrangian:solve_bisection_lagrangian",
+        "two-resource Lagrangian bound on the makespan, rounding, reduced-cost fixing and a small "
+        "branch and bound (both modes; the exact method of shared mode)",
+        frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
+        options={"gap": "relative optimality gap at which the proof stops (default 1e-9)"},
     ),
     SolverSpec(
         "misocp_perspective", "edgesplit", "exact", f"{_PKG}.misocp:solve_misocp_perspective",
@@ -125,12 +130,7 @@ def choose(model, kind: str, backend: str | None) -> str:
                     "method='bisection_mckp_grid' for HiGHS's restriction (an upper bound only)"
                 )
             return "bisection_mckp"
-        if not model.shared:
-            return "bisection"
-        from edgeopt.solvers.edgesplit.enumeration import undominated_cuts
-
-        count = math.prod(len(options) for options in undominated_cuts(model))
-        return "enum_two_resource" if count <= ENUMERATION_DEFAULT_LIMIT else "misocp_perspective"
+        return "bisection_lagrangian" if model.shared else "bisection"
     if kind == "relaxation":
         return "relaxation_perspective"
     if kind == "heuristic":
