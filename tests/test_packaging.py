@@ -1,11 +1,15 @@
-"""The three code folders install as edgeopt.models / .solvers / .analysis, also from a wheel."""
+"""The three code folders install as edgeopt.models / .solvers / .analysis under the top-level\npackage edgeopt, editable or from a wheel; version, licence and typing marker ship with it."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import site
 import subprocess
 import sys
+import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -48,11 +52,52 @@ def test_wheel_contains_and_imports_the_subpackages(tmp_path):
         assert line.startswith(str(target)), line
 
 
-def test_editable_install_maps_the_folders():
+PURELIB = Path(sysconfig.get_paths()["purelib"]).resolve()
+"""This environment's site-packages, where pip installs edgeopt (editable or from a wheel)."""
+
+
+def _installed_distribution() -> importlib.metadata.Distribution:
+    """The edgeopt distribution pip installed here (not an egg-info a source build left)."""
+    return next(importlib.metadata.distributions(name="edgeopt", path=[str(PURELIB)]))
+
+
+def _installed_editable() -> bool:
+    """Whether edgeopt is installed in editable mode (PEP 660; recorded as PEP 610 says)."""
+    direct_url = _installed_distribution().read_text("direct_url.json")
+    return bool(direct_url) and json.loads(direct_url).get("dir_info", {}).get("editable", False)
+
+
+def test_the_imported_package_is_the_installed_one():
+    """Editable: the folders are mapped in place. Wheel: every module comes from the install."""
+    import edgeopt
     import edgeopt.analysis
     import edgeopt.models
     import edgeopt.solvers
 
-    assert Path(edgeopt.models.__file__).parent == ROOT / "models"
-    assert Path(edgeopt.solvers.__file__).parent == ROOT / "solvers"
-    assert Path(edgeopt.analysis.__file__).parent == ROOT / "analysis"
+    folders = {edgeopt: ROOT, edgeopt.models: ROOT / "models", edgeopt.solvers: ROOT / "solvers",
+               edgeopt.analysis: ROOT / "analysis"}
+    installed = PURELIB / "edgeopt"
+    for module, folder in folders.items():
+        location = Path(module.__file__).resolve().parent
+        if _installed_editable():
+            assert location == folder, module.__name__
+        else:
+            assert location == installed.joinpath(*module.__name__.split(".")[1:]), module.__name__
+
+
+def test_version_comes_from_the_package_metadata():
+    import edgeopt
+
+    assert edgeopt.__version__ == importlib.metadata.version("edgeopt")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert edgeopt.__version__ == pyproject["project"]["version"]
+
+
+def test_package_is_marked_typed_and_licensed():
+    import edgeopt
+
+    assert (Path(edgeopt.__file__).parent / "py.typed").is_file()
+    distribution = _installed_distribution()
+    licence = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert licence == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert any(str(f).endswith("LICENSE") for f in distribution.files or ())
