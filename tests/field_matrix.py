@@ -96,11 +96,21 @@ def with_metadata(document: dict) -> dict:
     return document
 
 
+def with_measured(document: dict, phases: tuple[str, ...], server: bool = False) -> dict:
+    """``document`` with measured per-layer times (every phase, a batch size, metadata) on
+    every device, and with ``server`` also as ``server_measured``."""
+    names = [layer["name"] for layer in document["layers"]]
+    times = {"layers": names, "batch_size": 2, "metadata": {"source": "field matrix"},
+             **{phase: [1.0 + i for i in range(len(names))] for phase in phases}}
+    document = {**document, "devices": [{**d, "measured": dict(times)} for d in document["devices"]]}
+    return {**document, "server_measured": dict(times)} if server else document
+
+
 def _edgesplit_base() -> dict:
     base = json.loads((DATA / "edgesplit_t1.json").read_text())
     base["convergence"] = {"epsilon": 0.1, "smoothness": 1.0, "variance": 1.0,
                            "initial_gap": 10.0, "learning_rate": 0.05}
-    return with_metadata(base)
+    return with_measured(with_metadata(base), ("fwd_ms", "bwd_ms", "update_ms"), server=True)
 
 
 def _two_stage_base() -> dict:
@@ -118,7 +128,9 @@ def _two_stage_base() -> dict:
 EDGESPLIT = ModelCase("edgesplit", _edgesplit_base(), load_instance, EdgeSplitModel.parameters())
 TINYFEL = ModelCase(
     "tinyfel",
-    TinyFELModel.from_dict(with_metadata(json.loads((DATA / "tinyfel_a.json").read_text()))).to_dict(),
+    TinyFELModel.from_dict(with_measured(
+        with_metadata(json.loads((DATA / "tinyfel_a.json").read_text())),
+        ("fwd_ms", "bwd_weight_ms", "bwd_act_ms", "update_ms"))).to_dict(),
     TinyFELModel.from_dict, TinyFELModel.parameters())
 TWO_STAGE = ModelCase("two_stage", _two_stage_base(), TwoStageModel.from_dict,
                       TwoStageModel.parameters())

@@ -35,6 +35,8 @@ from edgeopt.analysis.verification.simulation import (
     run_seeds,
 )
 from edgeopt.analysis.verification.simulators.split_learning import LayeredQuadratic, train
+from edgeopt.models.edgesplit.schema import MEASURED_PHASES
+from edgeopt.models.testbed.measured import seconds_per_iteration_loop
 
 MODEL_ID = "edgesplit"
 
@@ -208,12 +210,15 @@ def simulated_round_time(model, decision: dict[str, Any]) -> float:
     """One round's duration [s] by an event clock over the raw instance: per device, K_i
     iterations of (device compute, smashed data up, server compute, its gradient down), then
     the device-side weights up and down; devices run in parallel (round = slowest) or, with
-    ``schedule = 'sequential'``, in turn (round = sum)."""
+    ``schedule = 'sequential'``, in turn (round = sum). Measured per-layer times
+    (``devices[i].measured``, ``server_measured``) replace FLOPs / speed."""
     inst = model.instance
     beta = inst.batch_size
     layers = inst.layers
     work = [layer.fwd_flops + (2 * layer.fwd_flops if layer.bwd_flops is None else layer.bwd_flops)
             for layer in layers]
+    server_layer_s = (None if inst.server_measured is None
+                      else seconds_per_iteration_loop(inst.server_measured, MEASURED_PHASES, beta))
     finish = []
     for i, device in enumerate(inst.devices):
         cut = int(decision["cuts"][i])
@@ -221,11 +226,19 @@ def simulated_round_time(model, decision: dict[str, Any]) -> float:
         server = (float(decision["server_share_flops_per_s"][i]) if model.shared
                   else inst.server_flops_per_s)
         smashed_bits = 8.0 * beta * layers[cut - 1].out_bytes if cut < len(layers) else 0.0
+        if device.measured is None:
+            device_step = beta * sum(work[:cut]) / device.flops_per_s
+        else:
+            device_step = sum(seconds_per_iteration_loop(device.measured, MEASURED_PHASES, beta)[:cut])
+        if server_layer_s is None:
+            server_work = beta * sum(work[cut:])  # FLOP
+        else:  # FLOP at the full throughput F: the measured time at a share s takes x F/s
+            server_work = sum(server_layer_s[cut:]) * inst.server_flops_per_s
         clock = 0.0
         for _ in range(math.ceil(device.samples / beta)):
-            clock += beta * sum(work[:cut]) / device.flops_per_s
+            clock += device_step
             clock += _transfer(smashed_bits, rate)
-            clock += _transfer(beta * sum(work[cut:]), server)
+            clock += _transfer(server_work, server)
             clock += _transfer(smashed_bits, rate)
         if inst.include_sync:
             weights_bits = 8.0 * sum(layer.param_bytes for layer in layers[:cut])

@@ -37,6 +37,7 @@ from edgeopt.analysis.verification.simulation import (
     run_seeds,
 )
 from edgeopt.analysis.verification.simulators.sparse_fel import LayeredLogistic, train
+from edgeopt.models.testbed.measured import seconds_per_iteration_loop
 
 MODEL_ID = "tinyfel"
 
@@ -297,7 +298,8 @@ def simulated_round_latency(model, decision: dict[str, Any]) -> float:
     """One round's latency [s] by a clock over the raw instance: each selected device computes
     tau local steps of beta samples (forward through every layer, weight gradients of layers
     s..L, input gradients above s), then uploads its layers' weights (plus header) at the
-    Shannon rate of its bandwidth; the round ends with the slowest device, plus the downlink."""
+    Shannon rate of its bandwidth; the round ends with the slowest device, plus the downlink.
+    A device's measured per-layer times (``devices[k].measured``) replace FLOPs / speed."""
     inst = model.instance
     layers = inst.layers
     L = len(layers)
@@ -306,10 +308,13 @@ def simulated_round_latency(model, decision: dict[str, Any]) -> float:
         if not decision["selected"][k]:
             continue
         s = L - int(decision["updated_layers"][k]) + 1
-        flops = sum(layer.fwd_flops for layer in layers)
-        flops += sum(_or(layer.bwd_weight_flops, layer.fwd_flops) for layer in layers[s - 1:])
-        flops += sum(_or(layer.bwd_act_flops, layer.fwd_flops) for layer in layers[s:])
-        clock = inst.local_steps * inst.batch_size * flops / device.flops_per_s
+        if device.measured is None:
+            flops = sum(layer.fwd_flops for layer in layers)
+            flops += sum(_or(layer.bwd_weight_flops, layer.fwd_flops) for layer in layers[s - 1:])
+            flops += sum(_or(layer.bwd_act_flops, layer.fwd_flops) for layer in layers[s:])
+            clock = inst.local_steps * inst.batch_size * flops / device.flops_per_s
+        else:
+            clock = inst.local_steps * _measured_step_s(device.measured, inst.batch_size, s)
         bits = 8.0 * sum(layer.param_bytes for layer in layers[s - 1:]) + inst.header_bits
         bandwidth = float(decision["bandwidth_hz"][k])
         snr_hz = device.power_w * device.channel_gain / inst.noise_psd_w_per_hz
@@ -323,6 +328,17 @@ def simulated_round_latency(model, decision: dict[str, Any]) -> float:
 
 
 # ---- helpers -----------------------------------------------------------------------------
+
+
+def _measured_step_s(measured, batch_size: int, first: int) -> float:
+    """One measured local step [s] with first updated layer ``first`` (1-based): forward of
+    every layer, weight gradient and update of ``first``..L, input gradient above it."""
+    step = 0.0
+    for index, name in enumerate(("fwd_ms", "bwd_weight_ms", "update_ms", "bwd_act_ms")):
+        times = seconds_per_iteration_loop(measured, (name,), batch_size)
+        start = (0, first - 1, first - 1, first)[index]
+        step += sum(times[start:])
+    return step
 
 
 def _target_note(model, feasible, means, clock, initial, horizon) -> str:

@@ -23,7 +23,8 @@ from edgeopt.models.base import (
     per_device_values,
 )
 from edgeopt.models.edgesplit import convergence
-from edgeopt.models.edgesplit.schema import EdgeSplitInstance
+from edgeopt.models.edgesplit.schema import MEASURED_PHASES, EdgeSplitInstance
+from edgeopt.models.testbed.measured import seconds_per_iteration, seconds_per_iteration_loop
 
 MEMORY_SLACK = 1e-12
 """Relative slack when comparing memory needs with device memory (absorbs float error)."""
@@ -128,7 +129,12 @@ class EdgeSplitModel(Model):
     # ---- derived quantities (vectorised, used by solvers) ------------------------------
     @cached_property
     def options(self) -> OptionTable:
-        """All derived per-option quantities of spec §3.2 as arrays."""
+        """All derived per-option quantities of spec §3.2 as arrays.
+
+        A device with ``measured`` times trains cut c in A = K_i * sum_{l<=c} (fwd + bwd +
+        update) seconds per iteration instead of K_i * beta * Phi_c / f_i; with
+        ``server_measured`` the server work is S = F x (K_i * measured server seconds of
+        layers c+1..L), so that S/F and, in shared mode, S/s_i stay the server's time."""
         inst = self.instance
         layers, devices = inst.layers, inst.devices
         fwd = np.array([layer.fwd_flops for layer in layers])
@@ -155,7 +161,15 @@ class EdgeSplitModel(Model):
         memory_avail = np.array([d.memory_bytes for d in devices])[:, None]
 
         device_s = per_round_samples * work[col][None, :] / flops
+        for i, device in enumerate(devices):
+            if device.measured is not None:
+                per_layer = seconds_per_iteration(device.measured, MEASURED_PHASES, beta)
+                device_s[i] = iterations[i] * np.cumsum(per_layer)[col]
         server_flops = per_round_samples * (work[-1] - work[col])[None, :]
+        if inst.server_measured is not None:
+            per_layer = seconds_per_iteration(inst.server_measured, MEASURED_PHASES, beta)
+            after_cut = np.append(np.cumsum(per_layer[::-1])[::-1][1:], 0.0)  # sum over l > c
+            server_flops = iterations[:, None] * after_cut[col][None, :] * inst.server_flops_per_s
         smashed = np.where(cuts < n_layers, out[col], 0.0)
         link_bits = 16.0 * per_round_samples * smashed[None, :]
         if inst.include_sync:
@@ -217,7 +231,9 @@ class EdgeSplitModel(Model):
         protocols of two baselines: ``schedule`` = 'sequential' (devices take turns, each
         may use the whole B and F, a round lasts the sum of the T_i) and ``full_local`` =
         true (c = L admitted whatever ``allow_full_local`` says). Other keys are ignored.
-        This code deliberately does not use :attr:`options`, which the solvers use.
+        Measured times (``devices[i].measured``, ``server_measured``) replace FLOPs / speed
+        as in :attr:`options`. This code deliberately does not use :attr:`options`, which
+        the solvers use.
         """
         inst = self.instance
         n = len(inst.devices)
@@ -240,6 +256,10 @@ class EdgeSplitModel(Model):
         ]
         total_work = math.fsum(work_per_layer)
         beta, kappa = inst.batch_size, inst.optimizer_state_factor
+        server_layer_s = (
+            None if inst.server_measured is None
+            else seconds_per_iteration_loop(inst.server_measured, MEASURED_PHASES, beta)
+        )
 
         bad_cuts = 0
         memory_excess = 0.0
@@ -265,9 +285,17 @@ class EdgeSplitModel(Model):
             if memory > device.memory_bytes * (1 + MEMORY_SLACK):
                 memory_excess = max(memory_excess, memory - device.memory_bytes)
 
-            samples_per_round = math.ceil(device.samples / beta) * beta
-            compute = samples_per_round * work / device.flops_per_s
-            server_work = samples_per_round * (total_work - work)
+            iterations = math.ceil(device.samples / beta)
+            samples_per_round = iterations * beta
+            if device.measured is None:
+                compute = samples_per_round * work / device.flops_per_s
+            else:
+                layer_s = seconds_per_iteration_loop(device.measured, MEASURED_PHASES, beta)
+                compute = iterations * math.fsum(layer_s[:c])
+            if server_layer_s is None:
+                server_work = samples_per_round * (total_work - work)
+            else:  # FLOP at the full server throughput F, so that S/s_i is the server time
+                server_work = iterations * math.fsum(server_layer_s[c:]) * inst.server_flops_per_s
             bits = (16.0 * samples_per_round * out if c < n_layers else 0.0) + (
                 16.0 * weights if inst.include_sync else 0.0
             )

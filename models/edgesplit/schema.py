@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from edgeopt.models.testbed.measured import Milliseconds, check_layer_names, check_lengths
 from edgeopt.models.validation import (
     FieldProblem,
     Flag,
@@ -41,6 +42,39 @@ class Layer(Record):
     metadata: dict[str, Any] | None = metadata_field()
 
 
+MEASURED_PHASES = ("fwd_ms", "bwd_ms", "update_ms")
+"""The phases of one training iteration an EdgeSplit ``measured`` object times."""
+
+
+class MeasuredTimes(Record):
+    """Measured training times of one machine per layer, per mini-batch (spec extension).
+
+    Replaces ``flops_per_s`` x FLOPs for that machine: an iteration trains layer l in
+    fwd_ms + bwd_ms (+ update_ms) milliseconds, scaled linearly from ``batch_size`` to the
+    instance's mini-batch. The FLOP model stays the default where this object is absent.
+    """
+
+    layers: list[str] = Field(
+        min_length=1, description="layer names, in the instance's layer order", json_schema_extra={"unit": "-"}
+    )
+    batch_size: Integer | None = field(
+        unit="sample", ge=1, default=None,
+        description="mini-batch size the times were measured with (null: the instance's batch_size)",
+    )
+    fwd_ms: list[Milliseconds] = field(unit="ms", description="forward time of each layer per mini-batch")
+    bwd_ms: list[Milliseconds] = field(unit="ms", description="backward time of each layer per mini-batch")
+    update_ms: list[Milliseconds] | None = field(
+        unit="ms", default=None,
+        description="weight-update time of each layer per mini-batch (null: none, as in the FLOP model)",
+    )
+    metadata: dict[str, Any] | None = metadata_field()
+
+    @model_validator(mode="after")
+    def _one_value_per_layer(self) -> MeasuredTimes:
+        check_lengths(self, MEASURED_PHASES)
+        return self
+
+
 class Device(Record):
     """One edge device."""
 
@@ -49,6 +83,9 @@ class Device(Record):
     memory_bytes: Number = field(unit="byte", ge=0, description="memory available for training")
     spectral_efficiency: Number = field(unit="bit/s/Hz", gt=0, description="link rate per Hz")
     samples: Integer = field(unit="sample", ge=1, description="local training samples")
+    measured: MeasuredTimes | None = Field(
+        None, description="measured per-layer times; replace flops_per_s x FLOPs for this device"
+    )
     metadata: dict[str, Any] | None = metadata_field()
 
 
@@ -97,6 +134,10 @@ class EdgeSplitInstance(Record):
         True, description="count per-round upload + download of device-side weights", json_schema_extra={"unit": "-"}
     )
     convergence: Convergence | None = Field(None, description="optional target accuracy (spec §4.3)")
+    server_measured: MeasuredTimes | None = Field(
+        None,
+        description="measured per-layer server times at the full F; replace server_flops_per_s x FLOPs",
+    )
     metadata: dict[str, Any] | None = metadata_field()
 
     @model_validator(mode="after")
@@ -110,4 +151,10 @@ class EdgeSplitInstance(Record):
             )
         for kind, items in (("layers", self.layers), ("devices", self.devices)):
             require_unique_names(kind, items)
+        names = [layer.name for layer in self.layers]
+        for index, device in enumerate(self.devices):
+            if device.measured is not None:
+                check_layer_names(device.measured, names, ("devices", index, "measured"))
+        if self.server_measured is not None:
+            check_layer_names(self.server_measured, names, ("server_measured",))
         return self

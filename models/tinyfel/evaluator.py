@@ -21,7 +21,9 @@ measure is Phi_q for ``bias_form = quadratic`` and the worst case of spec §9 fo
 measure; N(a) is the same for both aggregation rules; the rate cap is checked only against a
 claimed ``round_latency_s`` (for a given b > 0, r(b) is always below the cap); a selected
 device with n_k outside {n_min..L} counts as a domain violation and is then treated as not
-selected.
+selected. A device with ``measured`` per-layer times computes for tau x (forward of every
+layer + weight gradient and update of s..L + input gradient above s) of those times, and its
+energy row charges the power kappa_e (c_k f_k)^3 for that time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from numbers import Real
 from typing import Any
 
 from edgeopt.models.base import Evaluation, per_device_values
+from edgeopt.models.testbed.measured import seconds_per_iteration_loop
 from edgeopt.models.tinyfel.convergence import rounds_needed
 from edgeopt.models.tinyfel.schema import TinyFELInstance
 
@@ -128,12 +131,18 @@ def evaluate(inst: TinyFELInstance, decision: dict[str, Any]) -> TinyFELEvaluati
         else:
             upload = math.inf
             unbounded += 1
-        compute = flops / device.flops_per_s
+        if device.measured is None:
+            compute = flops / device.flops_per_s
+        else:
+            compute = _measured_round_s(inst, device.measured, s)
         memory_excess = max(memory_excess, memory - device.memory_bytes * (1 + MEMORY_SLACK), 0.0)
         energy = 0.0
         if device.energy_budget_j is not None:
             cycles = device.cycles_per_flop
-            energy = device.capacitance * cycles * flops * (cycles * device.flops_per_s) ** 2
+            if device.measured is None:
+                energy = device.capacitance * cycles * flops * (cycles * device.flops_per_s) ** 2
+            else:  # the dynamic power kappa_e (c f)^3 drawn for the measured compute time
+                energy = device.capacitance * (cycles * device.flops_per_s) ** 3 * compute
             energy += device.power_w * upload if bits > 0 else 0.0
             energy_excess = max(energy_excess, energy - device.energy_budget_j)
         for key, value in (
@@ -218,6 +227,17 @@ def _round_flops(inst: TinyFELInstance, s: int) -> float:
         if index > s:
             total += layer.fwd_flops if layer.bwd_act_flops is None else layer.bwd_act_flops
     return inst.local_steps * inst.batch_size * total
+
+
+def _measured_round_s(inst: TinyFELInstance, measured: Any, s: int) -> float:
+    """tau x one measured local step [s]: forward of every layer, weight gradient and update
+    of layers s..L, input gradient of layers above s."""
+    beta = inst.batch_size
+    forward = seconds_per_iteration_loop(measured, ("fwd_ms",), beta)
+    trained = seconds_per_iteration_loop(measured, ("bwd_weight_ms", "update_ms"), beta)
+    act = seconds_per_iteration_loop(measured, ("bwd_act_ms",), beta)
+    step = math.fsum(forward) + math.fsum(trained[s - 1 :]) + math.fsum(act[s:])
+    return inst.local_steps * step
 
 
 def _memory(inst: TinyFELInstance, s: int) -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeopt.models.testbed.measured import seconds_per_iteration
 from edgeopt.models.tinyfel import radio
 from edgeopt.models.tinyfel.schema import TinyFELInstance
 
@@ -114,8 +115,12 @@ def build(instance: TinyFELInstance) -> OptionTable:
     p = samples / samples.sum()
     snr = np.array([d.power_w * d.channel_gain for d in devices]) / inst.noise_psd_w_per_hz
 
+    compute_s = flops[None, :] / f[:, None]
+    for k, device in enumerate(devices):
+        if device.measured is not None:
+            compute_s[k] = measured_step_s(device.measured, beta, first) * tau
     fits = memory[None, :] <= mem_avail[:, None] * (1 + MEMORY_SLACK)
-    energy_j, energy_band = _energy(inst, flops, bits, f, snr)
+    energy_j, energy_band = _energy(inst, flops, compute_s, bits, f, snr)
     available = fits & (n[None, :] >= inst.min_updated_layers) & np.isfinite(energy_band)
     n_max = np.where(available.any(axis=1), count - np.argmax(available[:, ::-1], axis=1), 0)
 
@@ -139,7 +144,7 @@ def build(instance: TinyFELInstance) -> OptionTable:
         layers_updated=n,
         first_layer=first,
         flops=flops,
-        compute_s=flops[None, :] / f[:, None],
+        compute_s=compute_s,
         memory_bytes=memory,
         upload_bits=bits,
         ratio=ratio,
@@ -157,6 +162,15 @@ def build(instance: TinyFELInstance) -> OptionTable:
         downlink_s=downlink,
         bandwidth_hz=inst.bandwidth_hz,
     )
+
+
+def measured_step_s(measured, batch_size: int, first: np.ndarray) -> np.ndarray:
+    """Measured time [s] of one local step for each first updated layer s in ``first``:
+    forward of every layer, weight gradient and update of s..L, input gradient above s."""
+    forward = seconds_per_iteration(measured, ("fwd_ms",), batch_size)
+    trained = seconds_per_iteration(measured, ("bwd_weight_ms", "update_ms"), batch_size)
+    act = seconds_per_iteration(measured, ("bwd_act_ms",), batch_size)
+    return forward.sum() + _top(trained) + _top(act) - act[first - 1]
 
 
 def _top(values: np.ndarray) -> np.ndarray:
@@ -182,9 +196,15 @@ def _ratio(
 
 
 def _energy(
-    inst: TinyFELInstance, flops: np.ndarray, bits: np.ndarray, f: np.ndarray, snr: np.ndarray
+    inst: TinyFELInstance,
+    flops: np.ndarray,
+    compute_s: np.ndarray,
+    bits: np.ndarray,
+    f: np.ndarray,
+    snr: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(E^cmp [J], bmin^E [Hz]) per (k, n); devices without an energy budget get (0, 0)."""
+    """(E^cmp [J], bmin^E [Hz]) per (k, n); devices without an energy budget get (0, 0).
+    A device with measured times draws the power kappa_e (c_k f_k)^3 for its compute time."""
     shape = (len(inst.devices), len(flops))
     energy = np.zeros(shape)
     band = np.zeros(shape)
@@ -192,7 +212,10 @@ def _energy(
         if device.energy_budget_j is None:
             continue
         cycles = device.cycles_per_flop
-        energy[k] = device.capacitance * cycles * flops * (cycles * f[k]) ** 2
+        if device.measured is None:
+            energy[k] = device.capacitance * cycles * flops * (cycles * f[k]) ** 2
+        else:
+            energy[k] = device.capacitance * (cycles * f[k]) ** 3 * compute_s[k]
         left = device.energy_budget_j - energy[k]
         with np.errstate(divide="ignore"):
             rate_needed = np.where(left > 0, device.power_w * bits / left, np.inf)

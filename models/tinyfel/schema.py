@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from edgeopt.models.testbed.measured import Milliseconds, check_layer_names, check_lengths
 from edgeopt.models.validation import (
     FieldProblem,
     Flag,
@@ -72,6 +73,51 @@ class Layer(Record):
     metadata: dict[str, Any] | None = metadata_field()
 
 
+MEASURED_PHASES = ("fwd_ms", "bwd_weight_ms", "bwd_act_ms", "update_ms")
+"""The phases of one local step a TinyFEL ``measured`` object times."""
+
+
+class MeasuredTimes(Record):
+    """Measured training times of one device per layer, per mini-batch (spec extension).
+
+    Replaces ``flops_per_s`` x FLOPs for the device's compute time: a local step with first
+    updated layer s takes sum_l fwd_ms + sum_{l>=s} (bwd_weight_ms + update_ms) +
+    sum_{l>s} bwd_act_ms milliseconds, scaled linearly from ``batch_size`` to the instance's
+    mini-batch; the energy row then uses kappa_e (c_k f_k)^3 x that time. The FLOP model
+    stays the default where this object is absent.
+    """
+
+    layers: list[str] = Field(
+        min_length=1,
+        description="layer names, in the instance's layer order",
+        json_schema_extra={"unit": "-"},
+    )
+    batch_size: Integer | None = field(
+        unit="sample",
+        ge=1,
+        default=None,
+        description="mini-batch size the times were measured with (null: the instance's batch_size)",
+    )
+    fwd_ms: list[Milliseconds] = field(unit="ms", description="forward time of each layer")
+    bwd_weight_ms: list[Milliseconds] = field(
+        unit="ms", description="weight-gradient time of each layer (layers s..L)"
+    )
+    bwd_act_ms: list[Milliseconds] = field(
+        unit="ms", description="input-gradient time of each layer (layers above s)"
+    )
+    update_ms: list[Milliseconds] | None = field(
+        unit="ms",
+        default=None,
+        description="weight-update time of each layer (null: none, as in the FLOP model)",
+    )
+    metadata: dict[str, Any] | None = metadata_field()
+
+    @model_validator(mode="after")
+    def _one_value_per_layer(self) -> MeasuredTimes:
+        check_lengths(self, MEASURED_PHASES)
+        return self
+
+
 class Device(Record):
     """One edge device k."""
 
@@ -102,6 +148,9 @@ class Device(Record):
     )
     distance_m: Number | None = field(
         unit="m", gt=0, default=None, description="distance to the access point (informational)"
+    )
+    measured: MeasuredTimes | None = Field(
+        None, description="measured per-layer times; replace flops_per_s x FLOPs for this device"
     )
     metadata: dict[str, Any] | None = metadata_field()
 
@@ -200,6 +249,10 @@ class TinyFELInstance(Record):
             if not items:
                 raise FieldProblem((kind,), [], "must hold at least 1 entry (L >= 1, K >= 1)")
             require_unique_names(kind, items)
+        names = [layer.name for layer in self.layers]
+        for index, device in enumerate(self.devices):
+            if device.measured is not None:
+                check_layer_names(device.measured, names, ("devices", index, "measured"))
         if self.min_selected > len(self.devices):
             raise FieldProblem(
                 ("min_selected",),
