@@ -1,10 +1,14 @@
 """The ``edgeopt`` command line.
 
     edgeopt solve INSTANCE.json [--method M] [--solver S] [--time-limit SEC] [--json]
-    edgeopt preset MODEL NAME [--devices N] [--seed S] [-o FILE]
-    edgeopt validate FILE
-    edgeopt solvers [--model MODEL]
+    edgeopt preset MODEL NAME [--devices N] [--seed S] [-o FILE] [--json]
+    edgeopt preset MODEL list [--json]
+    edgeopt validate FILE [--json]
+    edgeopt solvers [--model MODEL] [--json]
     edgeopt demo
+
+With ``--json`` stdout is exactly one JSON document; solver output (the HiGHS banner, logs)
+goes to stderr with ``--verbose`` and is discarded without it.
 
 Exit codes: 0 solved (a verified point), 1 infeasible or no point found, 2 bad input.
 Backends (Pyomo, cvxpy, SCIP, HiGHS) are imported only when the chosen method needs them.
@@ -14,13 +18,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
 from pathlib import Path
 
 from edgeopt.analysis.commands import COMMAND_MODULES
+from edgeopt.analysis.commands.streams import print_json, silence_stdout, solver_output
 
 EXIT_SOLVED, EXIT_NO_POINT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_STDOUT_CLOSED = 141
+"""128 + SIGPIPE: what a Unix tool reports when its reader closed the pipe (``| head``)."""
+PRESET_LIST = "list"
 
 
 class BadInput(Exception):
@@ -53,13 +62,15 @@ def _int_at_least(minimum: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgeopt import __version__
+
     parser = argparse.ArgumentParser(
         prog="edgeopt",
         description="Resource management for edge learning: solve, inspect and validate model instances.",
         epilog="Exit codes: 0 solved, 1 infeasible (or no point found), 2 bad input.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"edgeopt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     solve = commands.add_parser("solve", help="solve an instance file")
     solve.add_argument("instance", help="canonical instance JSON file")
@@ -73,21 +84,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     preset = commands.add_parser("preset", help="write a preset instance as canonical JSON")
     preset.add_argument("model", help="model id, e.g. edgesplit")
-    preset.add_argument("name", help="preset name (edgeopt preset MODEL list: the names)")
+    preset.add_argument("name", help="preset name, or 'list' for the names of the model's presets")
     preset.add_argument("--devices", type=_int_at_least(1), default=None, metavar="N")
     preset.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S")
     preset.add_argument("-o", "--output", default=None, metavar="FILE", help="file (default: stdout)")
+    preset.add_argument("--json", action="store_true",
+                        help="'list' as a JSON list; with -o, a JSON note of what was written")
 
     validate = commands.add_parser("validate", help="check an instance file and report every problem")
     validate.add_argument("instance")
+    validate.add_argument("--json", action="store_true",
+                          help="print the verdict as JSON: valid, feasible, every problem")
 
     solvers = commands.add_parser("solvers", help="list methods, backends, capabilities, availability")
     solvers.add_argument("--model", default=None)
+    solvers.add_argument("--json", action="store_true", help="print the table as a JSON list")
 
     commands.add_parser("demo", help="solve the VGG16-CIFAR preset exactly and compare with the baselines")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
+    for subparser in commands.choices.values():
+        _add_common_flags(subparser, default=argparse.SUPPRESS)
+    _add_common_flags(parser, default=False)
     return parser
+
+
+def _add_common_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """``--verbose`` and ``--debug``, accepted before or after the sub-command."""
+    parser.add_argument("--verbose", "-v", action="store_true", default=default,
+                        help="solver logs (to stderr; stdout stays the result only)")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks of internal errors")
 
 
 def _load(path: str):
@@ -106,7 +133,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
     model = _load(args.instance)
     try:
-        result = solve(model, args.method, args.solver, time_limit=args.time_limit)
+        with solver_output(args.verbose):
+            result = solve(model, args.method, args.solver, time_limit=args.time_limit)
     except (ValueError, RuntimeError) as error:
         raise BadInput(str(error)) from None
     if args.json:
@@ -128,6 +156,13 @@ def cmd_preset(args: argparse.Namespace) -> int:
         cls = model_class(args.model)
     except InstanceError as error:
         raise BadInput(str(error.issues[0])) from None
+    if args.name == PRESET_LIST:
+        names = cls.preset_names()
+        if args.json:
+            print_json(names)
+        else:
+            print("\n".join(names))
+        return EXIT_SOLVED
     options = {k: v for k, v in (("devices", args.devices), ("seed", args.seed)) if v is not None}
     try:
         model = cls.preset(args.name, **options)
@@ -136,12 +171,44 @@ def cmd_preset(args: argparse.Namespace) -> int:
     if args.output:
         model.save(args.output)
         print(f"wrote {args.output}: {model!r}", file=sys.stderr)
+        if args.json:
+            print_json({"output": args.output, "model": model.model_id, "preset": args.name,
+                        "size": model.size})
     else:
         print(model.to_json())
     return EXIT_SOLVED
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from edgeopt.models import InstanceError, load_instance
+
+    if not args.json:
+        return _validate_text(args)
+    verdict: dict = {"file": args.instance, "valid": False, "feasible": None, "problems": []}
+    code = EXIT_BAD_INPUT
+    if not Path(args.instance).is_file():
+        verdict["problems"] = [{"path": None, "message": "no such file"}]
+    else:
+        try:
+            model = load_instance(Path(args.instance))
+        except InstanceError as error:
+            verdict["problems"] = [
+                {"path": issue.path, "message": issue.message, "text": str(issue)} for issue in error.issues
+            ]
+        else:
+            problem = model.infeasibility()
+            verdict.update(valid=True, model=model.model_id, size=model.size, feasible=problem is None)
+            code = EXIT_SOLVED
+            if problem is not None:
+                verdict.update(infeasible_reason=problem.reason, message=problem.message)
+                code = EXIT_NO_POINT
+    for problem in verdict["problems"]:
+        print(f"edgeopt validate: error: {problem.get('text', problem['message'])}", file=sys.stderr)
+    print_json(verdict)
+    return code
+
+
+def _validate_text(args: argparse.Namespace) -> int:
     model = _load(args.instance)
     problem = model.infeasibility()
     if problem is not None:
@@ -158,6 +225,9 @@ def cmd_solvers(args: argparse.Namespace) -> int:
         table = solver_table(args.model)
     except ValueError as error:
         raise BadInput(str(error)) from None
+    if args.json:
+        print_json(table.to_dict(orient="records"))
+        return EXIT_SOLVED
     columns = ["model", "method", "kind", "backends", "available", "proves_optimality", "reports_bound"]
     print(table[columns].to_string(index=False))
     return EXIT_SOLVED
@@ -196,9 +266,19 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_SOLVED
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader left early (edgeopt ... | head): not an error of ours
+        silence_stdout()
+        return EXIT_STDOUT_CLOSED
     except BadInput as error:
         print(f"edgeopt {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

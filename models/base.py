@@ -8,6 +8,7 @@ which uses the model's own NumPy code and knows nothing about any solver.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import importlib
 import json
@@ -138,6 +139,11 @@ class Model(ABC):
         """A preset instance: see the model's ``presets.preset`` for names and options."""
         return cls(importlib.import_module(cls.presets_module).preset(name, **options))
 
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        """The names :meth:`preset` accepts."""
+        return list(importlib.import_module(cls.presets_module).preset_names())
+
     def with_changes(self, changes: Mapping[str, Any] | None = None, /, **fields: Any) -> Model:
         """A new model with fields changed and validated again; this model never changes.
 
@@ -178,6 +184,12 @@ class Model(ABC):
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
+
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON with sorted keys and no whitespace: equal for
+        equal instances, whatever the key order or layout of the file they came from."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @classmethod
     def parameters(cls):

@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", default=None, metavar="FILE.png",
                         help="Dolan-More performance profile of wall time")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the summary as a JSON list of rows")
     parser.set_defaults(handler=run)
 
 
@@ -70,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return _bad(problem)
     from edgeopt.analysis.bench import bench, family, summary
+    from edgeopt.analysis.commands.streams import print_json, solver_output
 
     try:
         instances = family(args.model, args.preset, args.sizes, range(args.seeds)).instances()
-        frame = bench(instances, args.methods, repeats=args.repeats,
-                      time_limit=args.time_limit, progress=not args.quiet)
+        with solver_output(getattr(args, "verbose", False)):
+            frame = bench(instances, args.methods, repeats=args.repeats,
+                          time_limit=args.time_limit, progress=not args.quiet)
     except (InstanceError, ValueError) as error:  # unknown model, preset, method or solver
         return _bad(str(error))
     out = Path(args.out)
@@ -85,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
         table.to_parquet(out, index=False)
     else:
         table.to_csv(out, index=False)
-    print(summary(frame).to_string(float_format=lambda x: f"{x:.4g}"))
+    table_summary = summary(frame)
+    if args.json:
+        print_json(table_summary.reset_index().to_dict(orient="records"))
+    else:
+        print(table_summary.to_string(float_format=lambda x: f"{x:.4g}"))
     print(f"wrote {out} ({len(frame)} rows)", file=sys.stderr)
     if args.plot:
         from edgeopt.analysis.plots.profiles import plot_performance_profile

@@ -62,6 +62,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
     parser.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="JSON file (default: stdout)")
+    parser.add_argument("--json", action="store_true",
+                        help="stdout is JSON only: the document, or with -o a note of the file written")
     parser.set_defaults(handler=run)
 
 
@@ -98,8 +100,11 @@ def load_factory(spec: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Profile the network and write the chosen format; 2 on bad input."""
+    from edgeopt.analysis.commands.streams import print_json, solver_output
+
     try:
-        text, summary = _profile(args)
+        with solver_output(getattr(args, "verbose", False)):
+            text, summary = _profile(args)
     except _Bad as error:
         print(f"edgeopt profile: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -108,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
+        if args.json:
+            print_json({"output": args.output, "format": args.format})
     else:
         print(text, end="")
     print(summary, file=sys.stderr)

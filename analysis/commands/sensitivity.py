@@ -47,17 +47,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, metavar="FILE.csv", help="write the table as CSV")
     parser.add_argument("--plot", default=None, metavar="FILE.png",
                         help="tornado chart (with --tornado), else elasticity bars")
+    parser.add_argument("--json", action="store_true", help="print the table as a JSON list of rows")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; bad input is reported on stderr with exit code 2."""
+    from edgeopt.analysis.commands.streams import print_json, solver_output
+
     try:
-        table, figure = _compute(args)
+        with solver_output(getattr(args, "verbose", False)):
+            table, figure = _compute(args)
     except _BadInput as error:
         print(f"edgeopt sensitivity: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    if args.json:
+        print_json(table.to_dict(orient="records"))
+    else:
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"wrote {args.out}", file=sys.stderr)

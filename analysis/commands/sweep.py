@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
                         help="solve only the points missing from --out")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SEC",
                         help="seconds per point")
+    parser.add_argument("--json", action="store_true",
+                        help="print what was written as JSON: file, points, count per status")
     parser.set_defaults(handler=run)
 
 
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep; 0 when every point is in ``--out``, 2 on bad input (message, no traceback)."""
     from pathlib import Path
 
+    from edgeopt.analysis.commands.streams import print_json, solver_output
     from edgeopt.analysis.sweep import SweepError, sweep
 
     try:
@@ -65,17 +68,21 @@ def run(args: argparse.Namespace) -> int:
             raise SweepError(f"--workers {args.workers}: must be >= 1")
         if not Path(args.instance).is_file():
             raise SweepError(f"{args.instance}: no such file")
-        frame = sweep(
-            Path(args.instance), grid=grid, method=args.method, solver=args.solver,
-            time_limit=args.time_limit, out=args.out, resume=args.resume, workers=args.workers,
-            scheduler=args.scheduler, serial=args.serial,
-        )
+        with solver_output(getattr(args, "verbose", False)):
+            frame = sweep(
+                Path(args.instance), grid=grid, method=args.method, solver=args.solver,
+                time_limit=args.time_limit, out=args.out, resume=args.resume, workers=args.workers,
+                scheduler=args.scheduler, serial=args.serial,
+            )
     except SweepError as error:
         print(f"edgeopt sweep: error: {error}", file=sys.stderr)
         return 2
-    statuses = frame["status"].value_counts().items()
-    counts = ", ".join(f"{status} {count}" for status, count in statuses)
-    print(f"wrote {args.out}: {len(frame)} points ({counts})")
+    statuses = {str(status): int(count) for status, count in frame["status"].value_counts().items()}
+    if args.json:
+        print_json({"output": args.out, "points": len(frame), "statuses": statuses})
+    else:
+        counts = ", ".join(f"{status} {count}" for status, count in statuses.items())
+        print(f"wrote {args.out}: {len(frame)} points ({counts})")
     return 0
 
 

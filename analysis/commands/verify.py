@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify; print the report (or JSON); 0 all passed, 1 a check failed, 2 bad input."""
+    from edgeopt.analysis.commands.streams import solver_output
     from edgeopt.analysis.verification import DEFAULT_SEEDS, NoVerifier, Runner, verify
     from edgeopt.analysis.verification.registry import verifier
 
@@ -60,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return _bad(str(error))
     both = not (args.symbolic or args.simulate)
     runner = Runner(workers=args.workers, scheduler=args.scheduler)
-    report = verify(args.model, symbolic=args.symbolic or both, simulate=args.simulate or both,
-                    seeds=seeds, runner=runner, quick=args.quick)
+    with solver_output(getattr(args, "verbose", False)):
+        report = verify(args.model, symbolic=args.symbolic or both, simulate=args.simulate or both,
+                        seeds=seeds, runner=runner, quick=args.quick)
     print(report.to_json() if args.json else report)
     if not report.passed:
         for check in report.failures:
