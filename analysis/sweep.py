@@ -383,13 +383,16 @@ class _Recorder:
 
     def __init__(self, out, resume: bool, keys: list[str], ids: list[str], sweep_id: str,
                  progress: bool):
-        from edgeopt.analysis.sweep_store import SweepStore
+        from edgeopt.analysis.sweep_store import StoreError, SweepStore
 
         self.keys, self.ids = keys, ids
         self.store = SweepStore(out) if out is not None else None
         self.done: dict[str, dict[str, Any]] = {}
         if self.store is not None:
-            previous = self.store.start(resume)
+            try:
+                previous = self.store.start(resume, keys, point_id)
+            except StoreError as error:
+                raise SweepError(f"cannot resume: {error}") from None
             foreign = {row.get("sweep_id") for row in previous.values()} - {sweep_id}
             if foreign:
                 self.store.close()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from edgeopt.files import write_text
 from edgeopt.models.paths import check_path, get_field, set_fields
 from edgeopt.models.validation import describe_allowed, validate_document
 
@@ -183,7 +184,8 @@ class Model(ABC):
         return json.dumps(self.to_dict(), indent=indent)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        """Write :meth:`to_json` to ``path`` atomically (see :mod:`edgeopt.files`)."""
+        write_text(path, self.to_json() + "\n")
 
     def content_hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON with sorted keys and no whitespace: equal for

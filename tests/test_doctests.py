@@ -19,6 +19,7 @@ MODULES = [
     "edgeopt.solvers",
     "edgeopt.models.paths",
     "edgeopt.analysis.sweep",
+    "edgeopt.files",
     "edgeopt.analysis.verification.simulation",
 ]
 

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgeopt.files import atomic_path
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 DEFAULT_METHODS = ("exact", "relaxation", "heuristic")
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -84,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     table = frame.copy()
     table.attrs = {}  # the Result objects stay in Python; the file holds the table only
-    if out.suffix == ".parquet":
-        table.to_parquet(out, index=False)
-    else:
-        table.to_csv(out, index=False)
+    with atomic_path(out) as temporary:
+        if out.suffix == ".parquet":
+            table.to_parquet(temporary, index=False)
+        else:
+            table.to_csv(temporary, index=False)
     table_summary = summary(frame)
     if args.json:
         print_json(table_summary.reset_index().to_dict(orient="records"))
@@ -98,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         from edgeopt.analysis.plots.profiles import plot_performance_profile
 
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        plot_performance_profile(frame, "time", title=f"{args.model} {args.preset}").savefig(
-            args.plot, dpi=120
-        )
+        figure = plot_performance_profile(frame, "time", title=f"{args.model} {args.preset}")
+        with atomic_path(args.plot) as temporary:
+            figure.savefig(temporary, dpi=120)
         print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
 

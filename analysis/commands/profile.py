@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"edgeopt profile: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.output:
-        from pathlib import Path
+        from edgeopt.files import write_text
 
-        Path(args.output).write_text(text)
+        write_text(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
         if args.json:
             print_json({"output": args.output, "format": args.format})

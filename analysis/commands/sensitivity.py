@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgeopt.files import atomic_path
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
@@ -66,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if args.out:
-        table.to_csv(args.out, index=False)
+        with atomic_path(args.out) as temporary:
+            table.to_csv(temporary, index=False)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.plot:
-        figure.savefig(args.plot, dpi=120)
+        with atomic_path(args.plot) as temporary:
+            figure.savefig(temporary, dpi=120)
         print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
 

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edgeopt.files import write_text
+
 PROFILE_FORMAT = 1
 """Version of the JSON document written by :meth:`LayerProfile.to_dict`."""
 
@@ -200,8 +202,8 @@ class LayerProfile:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` as JSON, atomically (see :mod:`edgeopt.files`)."""
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LayerProfile:
