@@ -11,6 +11,7 @@ from edgeopt.models.errors import InstanceError, InstanceIssue
 
 MODEL_IDS: dict[str, tuple[str, str, tuple[int, ...]]] = {
     "edgesplit": ("edgeopt.models.edgesplit", "EdgeSplitModel", (1,)),
+    "fl_energy": ("edgeopt.models.fl_energy", "FLEnergyModel", (1,)),
     "tinyfel": ("edgeopt.models.tinyfel", "TinyFELModel", (1,)),
     "two_stage": ("edgeopt.models.two_stage", "TwoStageModel", (1,)),
 }

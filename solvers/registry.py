@@ -111,6 +111,7 @@ class ModelSolvers:
 
 MODEL_SOLVERS: dict[str, str] = {
     "edgesplit": "edgeopt.solvers.edgesplit.registration:EDGESPLIT_SOLVERS",
+    "fl_energy": "edgeopt.solvers.fl_energy.registration:FL_ENERGY_SOLVERS",
     "tinyfel": "edgeopt.solvers.tinyfel.registration:TINYFEL_SOLVERS",
     "two_stage": "edgeopt.solvers.two_stage.registration:TWO_STAGE_SOLVERS",
 }

@@ -29,6 +29,7 @@ from types import ModuleType
 
 VERIFIERS: dict[str, str] = {
     "edgesplit": "edgeopt.analysis.verification.edgesplit",
+    "fl_energy": "edgeopt.analysis.verification.fl_energy",
     "tinyfel": "edgeopt.analysis.verification.tinyfel",
     "two_stage": "edgeopt.analysis.verification.two_stage",
 }

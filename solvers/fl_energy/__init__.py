@@ -1,0 +1,1 @@
+"""Solvers of the ``fl_energy`` model (declared in ``registration``)."""
