@@ -8,7 +8,11 @@ with its own NumPy code, independently of every solver.
     >>> model = load_instance("instance.json")          # doctest: +SKIP
 """
 
+from edgeopt.models import plugins
 from edgeopt.models.errors import InstanceError, InstanceIssue
-from edgeopt.models.registry import MODEL_IDS, load_instance, model_class, preset
+from edgeopt.models.registry import MODEL_IDS, load_instance, model_class, preset, register_model
 
-__all__ = ["InstanceError", "InstanceIssue", "MODEL_IDS", "load_instance", "model_class", "preset"]
+__all__ = [
+    "InstanceError", "InstanceIssue", "MODEL_IDS", "load_instance", "model_class", "plugins", "preset",
+    "register_model",
+]

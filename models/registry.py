@@ -1,31 +1,70 @@
-"""Dispatch canonical instances to model classes by their ``model`` and ``version`` fields."""
+"""Dispatch canonical instances to model classes by their ``model`` and ``version`` fields.
+
+Models are found through the ``edgeopt.models`` entry-point group (see
+:mod:`edgeopt.models.plugins`): the three built-in models register through it exactly as a
+researcher's own package does, and :func:`register_model` adds one for the running process.
+"""
 
 from __future__ import annotations
 
-import importlib
+import difflib
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgeopt.models import plugins
 from edgeopt.models.errors import InstanceError, InstanceIssue
 
-MODEL_IDS: dict[str, tuple[str, str, tuple[int, ...]]] = {
-    "edgesplit": ("edgeopt.models.edgesplit", "EdgeSplitModel", (1,)),
-    "fl_energy": ("edgeopt.models.fl_energy", "FLEnergyModel", (1,)),
-    "tinyfel": ("edgeopt.models.tinyfel", "TinyFELModel", (1,)),
-    "two_stage": ("edgeopt.models.two_stage", "TwoStageModel", (1,)),
-}
-"""model id -> (module, class name, supported format versions)."""
+GROUP = "edgeopt.models"
+
+
+class _RegisteredModels(Mapping[str, str]):
+    """A live, read-only view: model id -> ``"module:Class"`` of every registered model."""
+
+    def __getitem__(self, model_id: str) -> str:
+        return plugins.plugins(GROUP)[model_id].target
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(plugins.plugins(GROUP))
+
+    def __len__(self) -> int:
+        return len(plugins.plugins(GROUP))
+
+    def __repr__(self) -> str:
+        return f"MODEL_IDS({dict(self)!r})"
+
+
+MODEL_IDS: Mapping[str, str] = _RegisteredModels()
+"""model id -> ``"module:Class"``, read from the entry points on every access."""
+
+
+def register_model(model_id: str, target: str) -> None:
+    """Make ``target`` (``"module:Class"``, a :class:`~edgeopt.models.base.Model` subclass)
+    loadable as ``model_id`` in this process, without packaging it."""
+    plugins.register(GROUP, model_id, target)
+
+
+def unregister_model(model_id: str) -> None:
+    """Undo :func:`register_model` (installed models stay)."""
+    plugins.unregister(GROUP, model_id)
 
 
 def model_class(model_id: str):
     """The model class registered under ``model_id`` (imported on first use)."""
-    if model_id not in MODEL_IDS:
+    registered = plugins.plugins(GROUP)
+    if model_id not in registered:
+        close = difflib.get_close_matches(str(model_id), list(registered), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InstanceError(
-            InstanceIssue("model", model_id, f"must be one of {sorted(MODEL_IDS)}"), "instance"
+            InstanceIssue("model", model_id, f"must be one of {sorted(registered)}{hint}"), "instance"
         )
-    module, name, _ = MODEL_IDS[model_id]
-    return getattr(importlib.import_module(module), name)
+    return registered[model_id].load()
+
+
+def supported_versions(cls: Any) -> tuple[int, ...]:
+    """The format versions a model class reads: ``supported_versions``, else its ``version``."""
+    return tuple(getattr(cls, "supported_versions", (cls.version,)))
 
 
 def read_document(source: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +103,7 @@ def load_instance(source: str | Path | dict[str, Any]):
             InstanceIssue("model", None, f"is required: one of {sorted(MODEL_IDS)}", missing=True)
         )
     cls = model_class(model_id)
-    versions = MODEL_IDS[model_id][2]
+    versions = supported_versions(cls)
     version = document.get("version")
     if version is None:
         raise InstanceError(

@@ -132,10 +132,10 @@ def solver_table(model_id: str | None = None):
     """Every registered method as a DataFrame: model, method, kind, backends, capabilities, available."""
     import pandas as pd
 
-    from edgeopt.solvers.registry import MODEL_SOLVERS, Capability
+    from edgeopt.solvers.registry import Capability, registered_solver_sets
 
     rows = []
-    for mid in [model_id] if model_id else list(MODEL_SOLVERS):
+    for mid in [model_id] if model_id else list(registered_solver_sets()):
         for spec in solvers_for(mid).specs:
             row = {
                 "model": mid,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from edgeopt.models import plugins
+
 
 class Capability(str, Enum):
     """Features a solver may declare; the cross-check test matrix is generated from these."""
@@ -109,17 +111,38 @@ class ModelSolvers:
         raise ValueError(f"unknown method {method!r} for model {self.model!r}: choose one of {names}")
 
 
-MODEL_SOLVERS: dict[str, str] = {
-    "edgesplit": "edgeopt.solvers.edgesplit.registration:EDGESPLIT_SOLVERS",
-    "fl_energy": "edgeopt.solvers.fl_energy.registration:FL_ENERGY_SOLVERS",
-    "tinyfel": "edgeopt.solvers.tinyfel.registration:TINYFEL_SOLVERS",
-    "two_stage": "edgeopt.solvers.two_stage.registration:TWO_STAGE_SOLVERS",
-}
+GROUP = "edgeopt.solvers"
+"""The entry-point group of solver sets: model id -> ``"module:ModelSolvers object"``."""
+
+
+def registered_solver_sets() -> dict[str, str]:
+    """model id -> ``"module:attribute"`` of every installed (or run-time registered) solver set."""
+    return {name: plugin.target for name, plugin in plugins.plugins(GROUP).items()}
+
+
+def register_solvers(model_id: str, target: str) -> None:
+    """Make ``target`` (``"module:attribute"``, a :class:`ModelSolvers`) the methods of
+    ``model_id`` in this process, without packaging it."""
+    plugins.register(GROUP, model_id, target)
+
+
+def unregister_solvers(model_id: str) -> None:
+    """Undo :func:`register_solvers` (installed solver sets stay)."""
+    plugins.unregister(GROUP, model_id)
 
 
 def solvers_for(model_id: str) -> ModelSolvers:
     """The registered methods of ``model_id``."""
-    if model_id not in MODEL_SOLVERS:
-        raise ValueError(f"no solvers registered for model {model_id!r}")
-    module, name = MODEL_SOLVERS[model_id].split(":")
-    return getattr(importlib.import_module(module), name)
+    registered = plugins.plugins(GROUP)
+    if model_id not in registered:
+        raise ValueError(
+            f"no solvers registered for model {model_id!r}: registered are {', '.join(registered) or 'none'} "
+            f"(entry-point group {GROUP!r})"
+        )
+    solvers = registered[model_id].load()
+    if not isinstance(solvers, ModelSolvers) or solvers.model != model_id:
+        raise TypeError(
+            f"entry point {GROUP}:{model_id} = {registered[model_id].target} must be a ModelSolvers "
+            f"for model {model_id!r}"
+        )
+    return solvers
