@@ -349,7 +349,7 @@ def _result_fields(result: Result) -> dict[str, Any]:
         "verified": result.verified,
         "method": result.method,
         "solver": result.solver,
-        "termination": result.termination,
+        "termination": None if result.termination is None else str(result.termination),
         "solution": json.dumps(result.solution, default=str),
         "message": result.message,
     }

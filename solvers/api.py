@@ -5,14 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from edgeopt.solvers.common.termination import Reason, Termination
+from edgeopt.solvers.common.tolerances import OBJECTIVE_MATCH, OPTIMALITY_GAP
 from edgeopt.solvers.registry import KINDS, SolverSpec, solvers_for
 from edgeopt.solvers.result import Result, Status, Timings
-
-OBJECTIVE_MATCH = 1e-9
-"""Relative agreement required between a solver's objective and the evaluator's."""
-
-OPTIMALITY_GAP = 1e-6
-"""``optimal`` needs a proven bound within this relative gap of the objective."""
 
 
 def select(model: Any, method: str = "exact", solver: str | None = None) -> tuple[SolverSpec, str | None]:
@@ -56,10 +52,7 @@ def solve(
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit = {time_limit!r}: must be a number of seconds > 0")
     spec, backend = select(model, method, solver)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        allowed = ", ".join(sorted(spec.options)) or "none"
-        raise ValueError(f"method {spec.method!r} got unknown option(s) {unknown}; allowed: {allowed}")
+    options = spec.check_options(options)
 
     start = time.perf_counter()
     infeasible = model.infeasibility()
@@ -125,6 +118,9 @@ def verify(model: Any, result: Result) -> Result:
         gap = result.replace(**changes).gap
         if gap is None or gap > OPTIMALITY_GAP:
             changes["status"] = Status.FEASIBLE
+            changes["termination"] = Termination(
+                Reason.FEASIBLE, detail=f"claimed optimal, but the gap {gap} exceeds {OPTIMALITY_GAP:g}"
+            )
     return result.replace(**changes)
 
 

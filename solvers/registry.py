@@ -7,6 +7,7 @@ and are imported only when used, so ``edgeopt solvers`` and the command line sta
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from edgeopt.models import plugins
+from edgeopt.solvers.common.options import Option, check_options
 
 
 class Capability(str, Enum):
@@ -59,8 +61,8 @@ class SolverSpec:
     'heuristic', 'baseline' (a reference policy of the spec) or 'approximate' (a restriction
     with an upper bound only). ``backends`` are the values ``solve(..., solver=)`` accepts,
     the first being the default; empty for pure-Python methods. ``supports`` returns why a
-    model cannot be solved by this method (``None`` when it can). ``options`` documents the
-    keyword options the method accepts.
+    model cannot be solved by this method (``None`` when it can). ``options`` declares the
+    keyword options the method accepts, typed (:class:`~edgeopt.solvers.common.Option`).
     """
 
     method: str
@@ -71,7 +73,7 @@ class SolverSpec:
     capabilities: frozenset[Capability]
     backends: tuple[str, ...] = ()
     supports: Callable[[Any], str | None] | None = None
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Option] = field(default_factory=dict)
 
     def availability(self, backend: str | None = None) -> Availability:
         """Whether the method (with ``backend``, default: its first) can run here."""
@@ -93,6 +95,10 @@ class SolverSpec:
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` checked against the declared options (unknown name, type, range)."""
+        return check_options(self.method, self.options, given)
+
 
 @dataclass(frozen=True)
 class ModelSolvers:
@@ -108,7 +114,15 @@ class ModelSolvers:
             if spec.method == method:
                 return spec
         names = ", ".join(s.method for s in self.specs)
-        raise ValueError(f"unknown method {method!r} for model {self.model!r}: choose one of {names}")
+        close = difflib.get_close_matches(method, [s.method for s in self.specs], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown method {method!r} for model {self.model!r}{hint}: choose one of {names}")
+
+    def methods(self, kind: str | None = None) -> tuple[str, ...]:
+        """The method ids, in declaration order, of one ``kind`` (all when ``None``)."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind {kind!r}: one of {', '.join(KINDS)}")
+        return tuple(s.method for s in self.specs if kind is None or s.kind == kind)
 
 
 GROUP = "edgeopt.solvers"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from edgeopt.solvers.common.termination import Reason, Termination
+
 
 class Status(str, Enum):
     """How a solve ended. Only ``optimal`` claims a proven bound within 1e-6 of the objective."""
@@ -37,7 +39,18 @@ class Status(str, Enum):
 
 CANONICAL_STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
 """Statuses of the canonical solution JSON (v1); ``iteration_limit`` is written as
-``feasible`` with ``"termination": "iteration_limit"`` so readers of v1 keep working."""
+``feasible`` with ``"termination": "limit/iterations"`` so readers of v1 keep working."""
+
+
+_TERMINATION_OF_STATUS: dict[Status, Termination] = {
+    Status.OPTIMAL: Termination(Reason.OPTIMAL),
+    Status.FEASIBLE: Termination(Reason.FEASIBLE),
+    Status.INFEASIBLE: Termination(Reason.INFEASIBLE),
+    Status.TIME_LIMIT: Termination.limit_reached("time"),
+    Status.ITERATION_LIMIT: Termination.limit_reached("iterations"),
+    Status.ERROR: Termination(Reason.ERROR),
+}
+"""How a method stopped when it only set a status."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +87,20 @@ class Result:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     trace: Any = None
-    termination: str | None = None
+    termination: Termination | str | None = None
     verified: bool | None = None
     evaluation: Any = None
     message: str | None = None
     infeasible_reason: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Methods may name how they ended in words ('time_limit', 'converged') or leave it to
+        # the status: one type here.
+        termination = Termination.coerce(self.termination)
+        if termination is None:
+            termination = _TERMINATION_OF_STATUS[self.status]
+        object.__setattr__(self, "termination", termination)
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -122,7 +143,8 @@ class Result:
         optional = {
             "message": self.message,
             "infeasible_reason": self.infeasible_reason,
-            "termination": self.termination,
+            "termination": None if self.termination is None else str(self.termination),
+            "termination_detail": None if self.termination is None else self.termination.detail,
             "solver_version": self.solver_version,
             "seed": self.seed,
             "verified": None if self.verified is None else bool(self.verified),
@@ -243,5 +265,6 @@ def infeasible_result(
         device_names=model.device_names,
         infeasible_reason=reason,
         message=message,
+        termination=Termination(Reason.INFEASIBLE, detail=reason),
         extras=extras,
     )

@@ -79,10 +79,10 @@ def test_result_records_times_seed_options_and_trace(t1):
 
 def test_iteration_limit_is_honest_and_written_as_feasible(t1):
     result = solve(t1, "alternating", max_iterations=1)
-    assert result.status is Status.ITERATION_LIMIT and result.termination == "iteration_limit"
+    assert result.status is Status.ITERATION_LIMIT and result.termination == "limit/iterations"
     assert result.verified
     document = json.loads(result.to_json())
-    assert document["status"] == "feasible" and document["termination"] == "iteration_limit"
+    assert document["status"] == "feasible" and document["termination"] == "limit/iterations"
 
 
 def test_canonical_solution_json_keys_and_order(t1):
@@ -143,7 +143,7 @@ def test_a_tiny_time_limit_is_reported_honestly(t3):
         assert result.status in (Status.TIME_LIMIT, Status.OPTIMAL, Status.FEASIBLE), method
         assert result.verified, method
         if result.status is Status.TIME_LIMIT:
-            assert result.termination == "time_limit"
+            assert result.termination == "limit/time"
             assert result.bound is None or result.bound <= 1.1 * (1 + 1e-9)
 
 

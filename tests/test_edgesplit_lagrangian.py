@@ -189,7 +189,7 @@ def test_a_tiny_time_limit_returns_the_incumbent_and_a_valid_bound():
     assert result.verified is True
     assert result.bound <= optimum * (1 + 1e-12) <= result.objective * (1 + 1e-12)
     if result.status is Status.TIME_LIMIT:
-        assert result.termination == "time_limit"
+        assert result.termination == "limit/time"
 
 
 def test_memory_infeasible_fleet_names_the_device():

@@ -285,7 +285,7 @@ def test_minlp_time_limit_keeps_a_feasible_point_and_a_valid_bound():
     assert result.verified is True
     assert result.bound <= exact.objective * (1 + 1e-9) <= result.objective * (1 + 1e-9)
     if result.status is Status.TIME_LIMIT:
-        assert result.termination == "time_limit"
+        assert result.termination == "limit/time"
 
 
 def test_pareto_time_limit_keeps_a_feasible_point_and_a_valid_bound():

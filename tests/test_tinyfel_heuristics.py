@@ -15,6 +15,7 @@ from scipy.optimize import minimize
 
 from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.solvers import Status, solve
+from edgeopt.solvers.common.termination import Reason, Termination
 from edgeopt.solvers.tinyfel import baselines
 from edgeopt.solvers.tinyfel.bcd_admm import (
     SWAP_SAVING,
@@ -209,7 +210,7 @@ def test_a_loose_budget_selects_nobody():
         result = solve(model, method)
         assert result.verified and result.objective == pytest.approx(0.8, rel=1e-12), method
         assert result.solution["selected"] == [False, False]
-    assert solve(model, "bcd_admm").termination == "converged"
+    assert solve(model, "bcd_admm").termination == Termination(Reason.FEASIBLE, detail="converged")
 
 
 # ---- the trace, limits and seeds -----------------------------------------------------------
@@ -230,8 +231,8 @@ def test_trace_latency_never_increases(options):
     latency = accepted_latencies(result)
     assert (np.diff(latency) <= 0).all()
     assert latency[-1] == pytest.approx(result.objective, rel=1e-12)
-    assert trace["block"].iloc[0] == "init" and trace["block"].iloc[-1] == result.termination
-    assert result.termination == "converged"
+    assert trace["block"].iloc[0] == "init" and trace["block"].iloc[-1] == result.termination.detail
+    assert result.termination == Termination(Reason.FEASIBLE, detail="converged")
     selection = trace[trace["block"] == "a"]
     assert (selection["admm_iters"] >= 1).all() and (selection["admm_iters"] <= 1000).all()
     assert not ((selection["admm_residual"] > 1e-4) & (selection["admm_iters"] < 1000)).any()
@@ -244,7 +245,7 @@ def test_iteration_cap_is_reported():
     model = TinyFELModel.preset("resnet18-cifar10-cell", devices=8, seed=2)
     result = solve(model, "bcd_admm", max_iterations=1)
     assert result.status is Status.ITERATION_LIMIT and result.verified
-    assert result.termination == "iteration_limit"
+    assert result.termination == "limit/iterations"
     assert result.trace["block"].iloc[-1] == "iteration_limit"
     assert json.loads(result.to_json())["status"] == "feasible"
 
@@ -378,7 +379,7 @@ def test_equal_bandwidth_check_matches_the_highs_knapsack(seed):
         ({"max_iterations": True}, "max_iterations = True"),
         ({"init": "warm"}, "init = 'warm': must be one of 'all', 'relaxation'"),
         ({"admm": "exact"}, "admm = 'exact': must be one of 'lp_box', 'nonconvex'"),
-        ({"polish": "yes"}, "polish = 'yes': must be true or false"),
+        ({"polish": "yes"}, "polish = 'yes': must be True or False"),
     ],
 )
 def test_bad_bcd_options_are_named(options, pattern):

@@ -233,7 +233,7 @@ def test_time_limit_keeps_a_valid_bound_and_a_point():
     result = solve(model, "relaxation_expcone", time_limit=1e-9)
     assert result.status is Status.TIME_LIMIT and result.verified is True
     assert result.bound <= 1.47641658378 <= result.objective * (1 + 1e-9)
-    assert result.termination == "time_limit"
+    assert result.termination == "limit/time"
 
 
 @pytest.mark.parametrize(

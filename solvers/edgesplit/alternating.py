@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from edgeopt.models.edgesplit import EdgeSplitModel
-from edgeopt.solvers.edgesplit.common import Deadline, make_result, safe_divide
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.edgesplit.common import make_result, safe_divide
 from edgeopt.solvers.edgesplit.resources import allocate_for_cuts
 from edgeopt.solvers.result import Result, Status
 

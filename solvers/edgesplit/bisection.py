@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from edgeopt.models.edgesplit import EdgeSplitModel
-from edgeopt.solvers.edgesplit.common import Deadline, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.edgesplit.common import make_result
 from edgeopt.solvers.edgesplit.resources import MAX_BISECTIONS, allocate_for_cuts
 from edgeopt.solvers.result import Result, Status
 

@@ -1,9 +1,8 @@
-"""Shared pieces of the EdgeSplit solvers: per-device times from the option table, Result assembly,
-and a deadline helper for time limits."""
+"""Shared pieces of the EdgeSplit solvers: per-device times from the option table and Result
+assembly."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -11,24 +10,6 @@ import numpy as np
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers.result import Result, Status, Timings
 from edgeopt.solvers.result import infeasible_result as generic_infeasible
-
-
-class Deadline:
-    """Wall-clock budget in seconds (``None``: unlimited), measured with ``perf_counter``."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.start = time.perf_counter()
-
-    @property
-    def expired(self) -> bool:
-        return self.seconds is not None and time.perf_counter() - self.start >= self.seconds
-
-    @property
-    def remaining(self) -> float | None:
-        if self.seconds is None:
-            return None
-        return max(0.0, self.seconds - (time.perf_counter() - self.start))
 
 
 def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

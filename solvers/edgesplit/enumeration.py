@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from edgeopt.models.edgesplit import EdgeSplitModel
-from edgeopt.solvers.edgesplit.common import Deadline, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.edgesplit.common import make_result
 from edgeopt.solvers.edgesplit.resources import allocate_for_cuts, shared_feasible
 from edgeopt.solvers.result import Result, Status
 

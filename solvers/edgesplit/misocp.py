@@ -28,8 +28,10 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from edgeopt.models.edgesplit import EdgeSplitModel
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.termination import pyomo_termination
 from edgeopt.solvers.edgesplit.alternating import solve_alternating
-from edgeopt.solvers.edgesplit.common import Deadline, empty_solution, make_result
+from edgeopt.solvers.edgesplit.common import empty_solution, make_result
 from edgeopt.solvers.edgesplit.resources import allocate_for_cuts
 from edgeopt.solvers.result import Result, Status
 
@@ -40,11 +42,6 @@ FEASIBILITY_TOLERANCE = 1e-9
 """SCIP's ``numerics/feastol`` (default 1e-6). SCIP's dual bound holds only up to this tolerance
 on the O(1) scaled rows, and ``optimal`` needs the bound within 1e-6 of the polished objective."""
 
-TERMINATION = {
-    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
-    TerminationCondition.maxTimeLimit: "time_limit",
-}
-"""Names of SCIP's usual stops in ``Result.termination`` (others keep Pyomo's name)."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +242,7 @@ def _solve(
         solver_options=options,
     )
     condition = run.termination_condition
-    termination = TERMINATION.get(condition, condition.name)
+    termination = pyomo_termination(condition)
     has_solution = run.solution_loader.get_number_of_solutions() > 0
     about = {"solver": "scip", "solver_version": scip_version(), "build_s": build_s,
              "solver_reported_s": run.timing_info.scip_time}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from edgeopt.solvers.common.options import Option
 from edgeopt.solvers.edgesplit.common import empty_solution
 from edgeopt.solvers.registry import Capability as Cap
 from edgeopt.solvers.registry import ModelSolvers, SolverSpec
@@ -31,7 +32,10 @@ def _bigm_ready(model) -> str | None:
     return None
 
 
-_SCIP_OPTIONS = {"mip_gap": "relative gap for SCIP (default 1e-9)"}
+_SCIP_OPTIONS = {
+    "mip_gap": Option("relative gap for SCIP", float, default=1e-9, minimum=0.0, maximum=1.0,
+                      open_maximum=True),
+}
 
 SPECS = (
     SolverSpec(
@@ -57,7 +61,8 @@ SPECS = (
         "two-resource Lagrangian bound on the makespan, rounding, reduced-cost fixing and a small "
         "branch and bound (both modes; the exact method of shared mode)",
         frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
-        options={"gap": "relative optimality gap at which the proof stops (default 1e-9)"},
+        options={"gap": Option("relative optimality gap at which the proof stops", float, default=1e-9,
+                               minimum=0.0, maximum=1.0, open_maximum=True)},
     ),
     SolverSpec(
         "misocp_perspective", "edgesplit", "exact", f"{_PKG}.misocp:solve_misocp_perspective",
@@ -81,21 +86,21 @@ SPECS = (
         "bisection_mckp_grid", "edgesplit", "approximate", f"{_PKG}.mckp:solve_bisection_mckp_grid",
         "shared mode: bisection with a two-row knapsack on a slack-split grid; a restriction, upper bound only",
         frozenset({Cap.INTEGER, Cap.TIME_LIMIT}),
-        backends=("highs",), supports=_shared_only, options={"grid": "number Q of slack splits (default 16)"},
+        backends=("highs",), supports=_shared_only, options={"grid": Option("number Q of slack splits", int, default=16, minimum=1)},
     ),
     SolverSpec(
         "relaxation_perspective", "edgesplit", "relaxation", f"{_PKG}.relaxation:solve_relaxation_perspective",
         "convex-hull (perspective) relaxation in cvxpy: lower bound plus a rounded feasible point (§5.4)",
         frozenset({Cap.REPORTS_BOUND, Cap.DUALS, Cap.TIME_LIMIT}),
         backends=("clarabel", "ecos", "scs"),
-        options={"fix": "{'cuts': [...]}: one cut per device (fix-and-relax: the duals of the convex "
-                        "resource problem are derivatives of J)"},
+        options={"fix": Option("{'cuts': [...]}: one cut per device (fix-and-relax: the duals of the "
+                               "convex resource problem are derivatives of J)", dict)},
     ),
     SolverSpec(
         "alternating", "edgesplit", "heuristic", f"{_PKG}.alternating:solve_alternating",
         "the paper's alternating algorithm: cuts, then resources, until no cut changes (§5.2)",
         frozenset({Cap.TIME_LIMIT}),
-        options={"max_iterations": "cap on partition/resource rounds (default 100)"},
+        options={"max_iterations": Option("cap on partition/resource rounds", int, default=100, minimum=1)},
     ),
     SolverSpec(
         "baseline_equal_resources", "edgesplit", "baseline", f"{_PKG}.baselines:solve_equal_resources",

@@ -57,8 +57,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from edgeopt.models.edgesplit import EdgeSplitModel
-from edgeopt.solvers.api import OPTIMALITY_GAP
-from edgeopt.solvers.edgesplit.common import Deadline, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.tolerances import OPTIMALITY_GAP
+from edgeopt.solvers.edgesplit.common import make_result
 from edgeopt.solvers.edgesplit.resources import allocate_for_cuts
 from edgeopt.solvers.result import Result, Status
 

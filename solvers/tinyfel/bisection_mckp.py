@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from edgeopt.models.tinyfel import TinyFELModel
-from edgeopt.solvers.edgesplit.common import Deadline
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.highs_choice import INFINITY, chosen_columns, highs_version, solve_choice
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import equalise, finish_times, infeasible_result, make_result

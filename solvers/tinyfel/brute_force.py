@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from edgeopt.models.tinyfel import LearningTerms, TinyFELModel, radio
-from edgeopt.solvers.edgesplit.common import Deadline
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import (
     empty_solution,

@@ -71,7 +71,8 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from edgeopt.models.tinyfel import TinyFELModel, radio
-from edgeopt.solvers.edgesplit.common import Deadline
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.termination import pyomo_termination
 from edgeopt.solvers.edgesplit.misocp import scip_version
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.bisection_mckp import COVERAGE_MARGIN, choose, energy_only
@@ -110,10 +111,6 @@ MAX_ROUNDS = 30
 CHOSEN = 0.5
 """SCIP's y_i above this selects option i (binaries come back within feastol of 0 or 1)."""
 
-TERMINATION = {
-    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
-    TerminationCondition.maxTimeLimit: "time_limit",
-}
 
 
 def unsupported(model: TinyFELModel) -> str | None:
@@ -393,7 +390,7 @@ def solve_minlp_perspective(
         )
         reported += run.timing_info.scip_time or 0.0
         condition = run.termination_condition
-        termination = TERMINATION.get(condition, condition.name)
+        termination = pyomo_termination(condition)
         dual = run.objective_bound
         if dual is not None and math.isfinite(dual):
             bound_s = max(bound_s, data.upper_s * dual)

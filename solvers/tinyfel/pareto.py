@@ -43,7 +43,7 @@ import pandas as pd
 
 from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.models.tinyfel.convergence import rounds_needed
-from edgeopt.solvers.edgesplit.common import Deadline
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.highs_choice import highs_version
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.bisection_mckp import (

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Callable
 
 from edgeopt.models.tinyfel import TinyFELModel
+from edgeopt.solvers.common.options import Option
 from edgeopt.solvers.registry import Capability as Cap
 from edgeopt.solvers.registry import ModelSolvers, SolverSpec
 from edgeopt.solvers.tinyfel.common import empty_solution
@@ -28,7 +29,7 @@ def _supports(module: str) -> Callable[[TinyFELModel], str | None]:
     return check
 
 
-def _baseline(name: str, description: str, options: dict[str, str] | None = None) -> SolverSpec:
+def _baseline(name: str, description: str, options: dict[str, Option] | None = None) -> SolverSpec:
     return SolverSpec(
         f"baseline_{name}", "tinyfel", "baseline", f"{_PKG}.baselines:solve_{name}",
         description, frozenset(), supports=_supports("baselines"), options=options or {},
@@ -47,15 +48,16 @@ SPECS = (
         "P2 (total latency): walk the staircase of achievable bias levels, a P1 bisection per "
         "step, HiGHS (spec §5.2)",
         EXACT, backends=("highs",), supports=_supports("pareto"),
-        options={"full_staircase": "walk every Pareto point, no pruning (bool, default False; "
-                                   "the trace is then the whole staircase)"},
+        options={"full_staircase": Option("walk every Pareto point, no pruning (the trace is then "
+                                          "the whole staircase)", bool, default=False)},
     ),
     SolverSpec(
         "minlp_perspective", "tinyfel", "exact", f"{_PKG}.minlp:solve_minlp_perspective",
         "P1 as one MINLP in perspective form (rate perspective as tangent cuts, rotated cones), "
         "Pyomo + SCIP; every bias form and aggregation rule (spec §5.3)",
         EXACT, backends=("scip",), supports=_supports("minlp"),
-        options={"mip_gap": "SCIP's relative gap limits/gap (float, default 1e-7)"},
+        options={"mip_gap": Option("SCIP's relative gap limits/gap", float, default=1e-7, minimum=0.0,
+                                  maximum=1.0, open_maximum=True)},
     ),
     SolverSpec(
         "brute_force", "tinyfel", "exact", f"{_PKG}.brute_force:solve_brute_force",
@@ -63,8 +65,8 @@ SPECS = (
         "at most 100,000 combinations)",
         frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
         supports=_supports("brute_force"),
-        options={"max_combinations": "refuse above this many combinations (int, default "
-                                     "100000; solve() refuses above the default anyway)"},
+        options={"max_combinations": Option("refuse above this many combinations (solve() refuses "
+                                            "above the default anyway)", int, default=100000, minimum=1)},
     ),
     SolverSpec(
         "relaxation_expcone", "tinyfel", "relaxation", f"{_PKG}.relaxation:solve_relaxation_expcone",
@@ -80,19 +82,22 @@ SPECS = (
         "polish when the blocks stall (option polish)",
         frozenset({Cap.TIME_LIMIT}), supports=_supports("bcd_admm"),
         options={
-            "max_iterations": "cap on outer BCD iterations (default 50)",
-            "init": "'all' (every eligible device at n_k^max, equal bandwidth; default) or "
-                    "'relaxation' (the rounded point of relaxation_expcone)",
-            "admm": "selection block: 'lp_box' (default) or 'nonconvex' (spec §5.5)",
-            "polish": "true (default; our addition: when the blocks stall, a Lagrangian "
-                      "knapsack and single/pair option moves at the current latency) or false "
-                      "(the spec's algorithm alone)",
+            "max_iterations": Option("cap on outer BCD iterations", int, default=50, minimum=1),
+            "init": Option("'all': every eligible device at n_k^max, equal bandwidth; 'relaxation': "
+                           "the rounded point of relaxation_expcone", str, default="all",
+                           choices=("all", "relaxation")),
+            "admm": Option("selection block (spec §5.5)", str, default="lp_box",
+                           choices=("lp_box", "nonconvex")),
+            "polish": Option("our addition: when the blocks stall, a Lagrangian knapsack and "
+                             "single/pair option moves at the current latency; false runs the "
+                             "spec's algorithm alone", bool, default=True),
         },
     ),
     _baseline("full_model",
               "traditional FEL: every device trains the whole model, equal bandwidth (spec §5.6)",
-              {"drop_memory_infeasible": "leave out devices without memory for the whole model "
-                                         "and split B over the rest (default false)"}),
+              {"drop_memory_infeasible": Option("leave out devices without memory for the whole "
+                                                "model and split B over the rest", bool,
+                                                default=False)}),
     _baseline("uniform_ratio",
               "all eligible devices update the same number of top layers, the least meeting "
               "the bias budget (spec §5.6)"),

@@ -67,7 +67,7 @@ import scipy.sparse as sp
 
 from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.models.tinyfel.radio import LN2
-from edgeopt.solvers.edgesplit.common import Deadline
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.tinyfel.common import (
     empty_solution,

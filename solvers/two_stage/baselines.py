@@ -48,13 +48,13 @@ import numpy as np
 import pandas as pd
 
 from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.result import Result, infeasible_result
 from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.sca import (
     Budgets,
     Candidate,
     CellSCA,
-    Deadline,
     check_seed,
     grid_cells,
     instance_infeasible,

@@ -21,12 +21,12 @@ from numbers import Integral
 from typing import Any
 
 from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.result import Result
 from edgeopt.solvers.two_stage.cell import CellPrograms
 from edgeopt.solvers.two_stage.sca import (
     ROUNDINGS,
     CellSCA,
-    Deadline,
     check_choice,
     check_seed,
     instance_infeasible,

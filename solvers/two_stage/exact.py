@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from edgeopt.models.two_stage import TwoStageModel, convergence
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.tolerances import OPTIMALITY_GAP
 from edgeopt.solvers.result import Result, Status, Timings, infeasible_result
 from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import (
@@ -72,10 +74,6 @@ the backend is ``scip``, else ``bnb``."""
 PRUNE_RTOL = 1e-9
 """Anything whose bound is >= incumbent (1 - 1e-9) is closed (spec §6.1)."""
 
-OPTIMALITY_GAP = 1e-6
-"""``optimal`` needs (objective - bound) <= 1e-6 objective (spec §3.4)."""
-
-
 def unsupported(model: TwoStageModel) -> str | None:
     """Stage-constant (P1-S) with static channels only."""
     if model.derived.time_varying:
@@ -83,27 +81,6 @@ def unsupported(model: TwoStageModel) -> str | None:
                 "exact search does not apply (per_round policy: method "
                 "'relaxation_per_round')")
     return None
-
-
-class Deadline:
-    """Wall-clock budget in seconds (``None``: unlimited)."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.start = time.perf_counter()
-
-    def __call__(self) -> bool:
-        return self.seconds is not None and time.perf_counter() - self.start >= self.seconds
-
-    @property
-    def remaining(self) -> float | None:
-        if self.seconds is None:
-            return None
-        return max(0.0, self.seconds - (time.perf_counter() - self.start))
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
 
 
 class Cuts:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers.common.options import Option
 from edgeopt.solvers.registry import Capability as Cap
 from edgeopt.solvers.registry import ModelSolvers, SolverSpec
 
@@ -27,12 +28,13 @@ def _supports(module: str) -> Callable[[TwoStageModel], str | None]:
 
 
 _SCA_OPTIONS = {
-    "max_iterations": "SCA iterations per cell (default 200)",
-    "tolerance": "relative change of the objective that stops the SCA (default 1e-9)",
+    "max_iterations": Option("SCA iterations per cell", int, default=200, minimum=1),
+    "tolerance": Option("relative change of the objective that stops the SCA", float, default=1e-9,
+                        minimum=0.0),
 }
 
 
-def _baseline(name: str, description: str, options: dict[str, str] | None = None) -> SolverSpec:
+def _baseline(name: str, description: str, options: dict[str, Option] | None = None) -> SolverSpec:
     return SolverSpec(
         f"baseline_{name}", "two_stage", "baseline", f"{_PKG}.baselines:solve_{name}",
         description, frozenset(), supports=_supports("baselines"), options=options or {},
@@ -49,9 +51,10 @@ SPECS = (
         frozenset({Cap.INTEGER, Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.TIME_LIMIT}),
         backends=("clarabel", "ecos", "scip"), supports=_supports("exact"),
         options={
-            "integer": "exact integer cell solver: auto (bnb; scip when solver='scip') | bnb | "
-                       "scip | staircase (K <= 2)",
-            "prune": "True (default); False solves every feasible cell (for checks)",
+            "integer": Option("exact integer cell solver: auto (bnb; scip when solver='scip'), "
+                              "bnb, scip or staircase (K <= 2)", str, default="auto",
+                              choices=("auto", "bnb", "scip", "staircase")),
+            "prune": Option("False solves every feasible cell (for checks)", bool, default=True),
         },
     ),
     SolverSpec(
@@ -76,9 +79,11 @@ SPECS = (
         "cell, 2-D search over (M, N), floor rounding (spec §6.4)",
         frozenset({Cap.TIME_LIMIT}), backends=("clarabel", "ecos"), supports=_supports("sca"),
         options={
-            "rounding": "floor (default) | floor_fill",
-            "search": "grid (default: cells skipped by valid bounds, same value as every cell) "
-                      "| full (SCA in every cell, for heat maps)",
+            "rounding": Option("rounding of the relaxed batches", str, default="floor",
+                               choices=("floor", "floor_fill")),
+            "search": Option("grid: cells skipped by valid bounds, same value as every cell; full: "
+                             "SCA in every cell, for heat maps", str, default="grid",
+                             choices=("grid", "full")),
             **_SCA_OPTIONS,
         },
     ),
@@ -88,19 +93,22 @@ SPECS = (
         frozenset({Cap.TIME_LIMIT}), backends=("clarabel", "ecos"),
         supports=_supports("coarse_to_fine"),
         options={
-            "rounding": "floor_fill (default) | floor",
-            "stride": "coarse stride s (default max(1, floor(max(M_max, N_max)/20)))",
+            "rounding": Option("rounding of the relaxed batches", str, default="floor_fill",
+                               choices=("floor_fill", "floor")),
+            "stride": Option("coarse stride s (default max(1, floor(max(M_max, N_max)/20)))", int,
+                             minimum=1),
             **_SCA_OPTIONS,
         },
     ),
     _baseline("finetune_only", "no pre-training (M = 0), the rest optimised (spec §6.5)"),
     _baseline("equal_rounds", "M = N (option: a fixed ratio M/N), the rest optimised (spec §6.5)",
-              {"ratio": "M/N (default 1)"}),
+              {"ratio": Option("M/N", float, default=1.0, minimum=0.0)}),
     _baseline("fixed_batch", "batches fixed at 32 (option: batch), (M, N) chosen with the "
-              "minimum-energy oracle (spec §6.5)", {"batch": "samples per batch (default 32)"}),
+              "minimum-energy oracle (spec §6.5)", {"batch": Option("samples per batch", int, default=32, minimum=1)}),
     _baseline("split_budget", "each stage gets its own share of the energy and delay budgets "
               "(option: share) (spec §6.5)",
-              {"share": "pre-training's share of E_max and T_max (default 0.5)"}),
+              {"share": Option("pre-training's share of E_max and T_max", float, default=0.5,
+                              minimum=0.0, maximum=1.0)}),
     _baseline("max_resource", "maximum clocks and powers every round, batches and (M, N) "
               "optimised under the resulting linear costs (spec §6.5)"),
 )

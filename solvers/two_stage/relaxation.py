@@ -17,10 +17,10 @@ import time
 import numpy as np
 
 from edgeopt.models.two_stage import TwoStageModel
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.tolerances import OPTIMALITY_GAP
 from edgeopt.solvers.result import Result, Status
 from edgeopt.solvers.two_stage.exact import (
-    OPTIMALITY_GAP,
-    Deadline,
     GridSearch,
     Incumbent,
     _infeasible,

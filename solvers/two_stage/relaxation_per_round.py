@@ -40,11 +40,13 @@ import numpy as np
 
 from edgeopt.models.two_stage import TwoStageModel, convergence
 from edgeopt.models.two_stage.derived import LN2
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.tolerances import OPTIMALITY_GAP
 from edgeopt.solvers.result import Result, Status, Timings
 from edgeopt.solvers.two_stage import per_round
 from edgeopt.solvers.two_stage.bounds import CellBounds, halves
 from edgeopt.solvers.two_stage.cell import CellData, CellPrograms, _batch_part
-from edgeopt.solvers.two_stage.exact import OPTIMALITY_GAP, PRUNE_RTOL, Deadline, _infeasible
+from edgeopt.solvers.two_stage.exact import PRUNE_RTOL, _infeasible
 from edgeopt.solvers.two_stage.grid_queue import GridQueue
 from edgeopt.solvers.two_stage.integer import FLOOR_MARGIN
 from edgeopt.solvers.two_stage.relaxation import solve_relaxation

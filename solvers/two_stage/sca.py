@@ -77,6 +77,7 @@ import pandas as pd
 
 from edgeopt.models.two_stage import TwoStageModel, convergence
 from edgeopt.models.two_stage.derived import LN2
+from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.result import Result, Status, Timings, infeasible_result
 from edgeopt.solvers.two_stage.bounds import CellBounds
 from edgeopt.solvers.two_stage.cell import CellPrograms
@@ -171,18 +172,6 @@ def check_backend(backend: str | None) -> str:
     if chosen not in BACKENDS:
         raise ValueError(f"solver = {backend!r}: the SCA uses one of {', '.join(BACKENDS)}")
     return chosen
-
-
-class Deadline:
-    """Wall-clock budget in seconds (``None``: unlimited)."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.start = time.perf_counter()
-
-    @property
-    def expired(self) -> bool:
-        return self.seconds is not None and time.perf_counter() - self.start >= self.seconds
 
 
 # ---- the scaled cell problem -------------------------------------------------------------------
