@@ -81,6 +81,19 @@ class Evaluation:
         return text + ")"
 
 
+@dataclass(frozen=True)
+class Example:
+    """A small instance the registry-generated cross-checks solve with every method.
+
+    ``infeasible_reason`` is the reason code :meth:`Model.infeasibility` must give when the
+    example is built to have no feasible point (``None`` for a feasible example).
+    """
+
+    name: str
+    model: Model
+    infeasible_reason: str | None = None
+
+
 def per_device_values(decision: dict[str, Any], key: str, count: int) -> list[Any]:
     """``decision[key]`` as a list of one value per device; ``ValueError`` naming the key if
     it is missing or has the wrong length."""
@@ -225,6 +238,18 @@ class Model(ABC):
 
         visit(cls.schema, "")
         return pd.DataFrame(rows)
+
+    @classmethod
+    def examples(cls) -> tuple[Example, ...]:
+        """Small instances (each solved by every method within seconds) for the cross-checks
+        that tests/test_contract_generated.py runs on every registered model: at least one
+        feasible example and one infeasible one with its reason code.
+
+        The default calls ``examples()`` in the module ``examples_module`` names (default: the
+        ``examples`` module of the model's package)."""
+        package = cls.__module__.rpartition(".")[0]
+        module = getattr(cls, "examples_module", f"{package}.examples")
+        return tuple(importlib.import_module(module).examples())
 
     # ---- model-specific ---------------------------------------------------------------
     @abstractmethod
