@@ -236,7 +236,9 @@ def cmd_solvers(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from edgeopt.models.edgesplit import EdgeSplitModel
     from edgeopt.solvers import solve
-    from edgeopt.solvers.edgesplit.registration import BASELINES
+    from edgeopt.solvers.registry import solvers_for
+
+    baselines = solvers_for("edgesplit").methods("baseline")
 
     model = EdgeSplitModel.preset("vgg16-cifar10-hetero8")
     print(f"EdgeSplit model (edgeopt reconstruction), preset vgg16-cifar10-hetero8: {model!r}\n")
@@ -245,7 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(result.to_frame().to_string(float_format=lambda x: f"{x:.6g}"))
     print("\nspeed-up of the optimum over each baseline (total training time):")
-    for method in BASELINES:
+    for method in baselines:
         other = solve(model, method)
         if other.objective is None:
             print(f"  {method:<28} {other.status.value}: {other.message}")

@@ -9,7 +9,7 @@ the preset's). Each point is solved three times, interleaved so machine noise hi
   keyword): the full DPP program with its Parameters changed in place;
 * active set: ``resolver_for(...).solve(model)``, the certified active set (a small DPP
   program over each device's few promising options, priced over all options; see
-  ``edgeopt.solvers.edgesplit.relaxation.ParametricRelaxation``).
+  ``edgeopt.solvers.edgesplit.relaxation_resolve.ParametricRelaxation``).
 
 Times are ``time.perf_counter`` around each call [s] (the models are built beforehand, for
 all alike). A ratio is total rebuild time / total time of a re-solve path (target >= 5x for

@@ -19,7 +19,7 @@ A method opts in with a factory ``(model, backend) -> program`` where ``program`
 ``solve(model, time_limit) -> Result`` (unverified; :class:`Resolver` adds the model's
 infeasibility check, wall time and verification, like ``solve``). A program may keep
 smaller problems of its own: the relaxation's re-solves use a certified active set (see
-:class:`~edgeopt.solvers.edgesplit.relaxation.ParametricRelaxation`), ~5x faster than a
+:class:`~edgeopt.solvers.edgesplit.relaxation_resolve.ParametricRelaxation`), ~5x faster than a
 rebuild on 200-point sweeps where changing the full program's numbers in place gives < 2x.
 """
 
@@ -36,7 +36,7 @@ from edgeopt.solvers.result import Result, Status, Timings
 
 RESOLVERS: dict[tuple[str, str], str] = {
     ("edgesplit", "relaxation_perspective"):
-        "edgeopt.solvers.edgesplit.relaxation:ParametricRelaxation",
+        "edgeopt.solvers.edgesplit.relaxation_resolve:ParametricRelaxation",
 }
 """(model id, method id) -> ``"module:factory"`` of the methods that re-solve in place."""
 

@@ -11,7 +11,7 @@ from conftest import random_edgesplit_document
 from edgeopt.models import preset
 from edgeopt.models.edgesplit import EdgeSplitModel
 from edgeopt.solvers import Status, solve
-from edgeopt.solvers.edgesplit import relaxation
+from edgeopt.solvers.edgesplit import relaxation, relaxation_resolve
 from edgeopt.solvers.parametric import RESOLVERS, Resolver, resolver_for
 
 METHOD = "relaxation_perspective"
@@ -72,13 +72,13 @@ def test_scs_warm_started_resolves_agree_within_its_accuracy():
 
 def test_the_programs_are_dpp_built_once_and_reused(monkeypatch):
     calls = []
-    original = relaxation.build_program
+    original = relaxation_resolve.build_program
 
     def counting(data, parametric=False):
         calls.append(parametric)
         return original(data, parametric)
 
-    monkeypatch.setattr(relaxation, "build_program", counting)
+    monkeypatch.setattr(relaxation_resolve, "build_program", counting)
     base = base_model("shared", 2)
     resolver = resolver_for(base, "relaxation")
     resolver.solve(base)
@@ -147,7 +147,7 @@ def test_random_changes_of_small_models_stay_exact_through_the_active_set(mode):
 
 
 def test_uncertified_active_sets_fall_back_to_the_full_program(monkeypatch):
-    monkeypatch.setattr(relaxation, "CERTIFY", -1.0)
+    monkeypatch.setattr(relaxation_resolve, "CERTIFY", -1.0)
     base = preset("edgesplit", "vgg16-cifar10-hetero8", devices=20, seed=1)
     resolver = resolver_for(base, METHOD)
     for factor in (1.0, 0.5, 2.0):

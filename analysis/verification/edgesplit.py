@@ -128,13 +128,15 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     plus checks that the learning does not depend on the cuts and that the event clock
     matches the evaluator, and a note on the spec's rough sigma^2."""
     from edgeopt.solvers import solve
-    from edgeopt.solvers.edgesplit.registration import BASELINES
+    from edgeopt.solvers.registry import solvers_for
+
+    baselines = solvers_for("edgesplit").methods("baseline")
 
     model, spec = _preset_setup(PRESET, 4 if quick else None)
     target = model.instance.convergence
     step, rounds = _optimal_step(model), model.rounds_used
     runs = {"exact": solve(model, "exact")}
-    runs.update({method: solve(model, method) for method in BASELINES})
+    runs.update({method: solve(model, method) for method in baselines})
     feasible = {method: result for method, result in runs.items() if result.feasible}
     settings = {
         method: {"task": spec, "cuts": _cuts_of(result.solution),
@@ -179,7 +181,7 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
         ),
     ]
     exact_time = _time_to_target(reached["exact"], clock["exact"])
-    for method in BASELINES:
+    for method in baselines:
         if method not in feasible:
             checks.append(Check.nothing_to_compare(f"{PRESET}: exact vs {method}", method,
                                                    runs[method], seeds))

@@ -172,12 +172,14 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     the exact P2 solution (least total latency R T_round) against each baseline on the
     preset, a check that the compute-then-upload clock matches the evaluator, and notes on
     other targets and on how P2 is posed."""
-    from edgeopt.solvers.tinyfel.registration import BASELINES
+    from edgeopt.solvers.registry import solvers_for
+
+    baselines = solvers_for("tinyfel").methods("baseline")
 
     devices = 6 if quick else None
     model, spec, initial = _preset_setup(PRESET, devices)
     horizon = _horizon(quick)
-    runs = {method: _solve(model, method) for method in ("exact", *BASELINES)}
+    runs = {method: _solve(model, method) for method in ("exact", *baselines)}
     runs["exact_p2"] = _solve_p2(PRESET, devices, P2_TIME_LIMIT_S[quick])
     feasible = {method: result for method, result in runs.items() if result.feasible}
     settings = {
@@ -218,7 +220,7 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
                 detail=f"{runs[key].status.value}: {runs[key].message}", seeds=seeds,
             ))
             continue
-        for method in BASELINES:
+        for method in baselines:
             checks.append(_comparison(key, method, context))
     notes = [_target_note(model, feasible, means, clock, initial, horizon),
              _p2_note(model, runs["exact_p2"], target, devices)]

@@ -167,11 +167,13 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     """Simulated average squared gradient norm of the exact choice against each baseline's on
     the preset (common random numbers, paired differences), with closed-form expectations;
     notes on the comparison and on the task."""
-    from edgeopt.solvers.two_stage.registration import BASELINES
+    from edgeopt.solvers.registry import solvers_for
+
+    baselines = solvers_for("two_stage").methods("baseline")
 
     model, spec = _preset_setup(quick)
     label = _preset_label(quick)
-    runs = {method: _solve(quick, method) for method in ("exact", *BASELINES)}
+    runs = {method: _solve(quick, method) for method in ("exact", *baselines)}
     feasible = {method: result for method, result in runs.items() if result.feasible}
     eta = model.instance.learning.learning_rate
     settings = {method: jsonable({"task": spec, "learning_rate": eta, **_decision(r.solution)})
@@ -191,7 +193,7 @@ def compare(seeds: int, runner: Runner, quick: bool = False) -> tuple[list[Check
     expected = {m: float(expected_norms(task, *_schedules(s, task.devices), eta).mean())
                 for m, s in settings.items()}
     checks = []
-    for method in BASELINES:
+    for method in baselines:
         if method not in feasible:
             checks.append(Check.nothing_to_compare(f"{label}: exact vs {method}", method,
                                                    runs[method], seeds))
