@@ -24,9 +24,12 @@ RTOL = 1e-6
 """Relative tolerance of the order checks (the optimality gap every exact method certifies)."""
 
 TIME_LIMIT_S = 0.5
-LIMIT_SLACK_S = 10.0
-"""A time-limited solve must return within 2 x TIME_LIMIT_S + LIMIT_SLACK_S (model building,
-imports and the last iteration are not interruptible)."""
+LIMIT_SLACK_S = 30.0
+"""A time-limited solve must return within 2 x TIME_LIMIT_S + LIMIT_SLACK_S: model building,
+imports and the iteration under way are not interruptible, and a machine shared with other
+work can slow them several-fold. This catches a method that ignores the limit on a long run;
+the tight check (2x plus a small constant, on instances built to be slow) is the property
+suite's."""
 
 
 @functools.cache
