@@ -9,6 +9,7 @@ subpackage, so a new model's folders are installed without editing a list.
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 SUBPACKAGES = ("models", "solvers", "analysis")
@@ -23,4 +24,12 @@ def discover_packages() -> list[str]:
     return packages
 
 
-setup(packages=discover_packages())
+class BuildWithoutSetupScript(build_py):
+    """The root folder is the package ``edgeopt``; this script lives there but is not part of it."""
+
+    def find_package_modules(self, package: str, package_dir: str) -> list[tuple[str, str, str]]:
+        modules = super().find_package_modules(package, package_dir)
+        return [m for m in modules if not (package == "edgeopt" and m[1] == "setup")]
+
+
+setup(packages=discover_packages(), cmdclass={"build_py": BuildWithoutSetupScript})

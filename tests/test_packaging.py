@@ -30,6 +30,12 @@ def test_wheel_contains_and_imports_the_subpackages(tmp_path):
     for module in ("edgeopt/models/edgesplit/model.py", "edgeopt/solvers/api.py", "edgeopt/analysis/cli.py"):
         assert module in names
     assert not any(name.startswith(("models/", "solvers/", "analysis/", "tests/")) for name in names)
+    assert "edgeopt/setup.py" not in names  # the build script is not part of the package
+    packages = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
+    for code in ("models", "solvers", "analysis"):
+        for init in (ROOT / code).rglob("__init__.py"):
+            folder = init.parent.relative_to(ROOT)
+            assert "/".join(("edgeopt", *folder.parts)) in packages, folder  # found by setup.py
 
     # Install the wheel by unpacking it (what pip does for a pure wheel) and import from it
     # alone: -S skips .pth files (so not the editable install); dependencies come from
