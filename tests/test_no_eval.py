@@ -33,9 +33,10 @@ NAMED_IMPORTS = {
     # module -> why the imported name cannot come from an instance file or a data flag
     "analysis/cli.py": "COMMAND_MODULES, a fixed tuple of the package's own commands",
     "analysis/verification/registry.py": "VERIFIERS, a fixed table of the package's modules",
-    "models/base.py": "a model class's own presets_module attribute",
-    "models/registry.py": "MODEL_IDS and the edgeopt.models entry points (installed packages)",
-    "solvers/registry.py": "MODEL_SOLVERS and the edgeopt.solvers entry points",
+    "models/base.py": "a model class's own presets_module and examples_module attributes",
+    "models/plugins.py": "the edgeopt.* entry points of installed packages, or a target the "
+                         "program registered itself (register_model); never instance data",
+    "solvers/registry.py": "a method's entry in its model's registration table",
     "solvers/parametric.py": "the resolver table of registered methods",
     "solvers/tinyfel/registration.py": "the package's own method modules",
     "solvers/two_stage/registration.py": "the package's own method modules",
