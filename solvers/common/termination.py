@@ -115,6 +115,10 @@ class Termination:
         return hash(str(self))
 
 
+TIME_LIMIT_REACHED = Termination.limit_reached("time")
+"""The termination of a method stopped by its ``time_limit``."""
+
+
 _LEGACY: dict[str, tuple[Reason, Limit | None]] = {
     "time_limit": (Reason.LIMIT, Limit.TIME),
     "iteration_limit": (Reason.LIMIT, Limit.ITERATIONS),

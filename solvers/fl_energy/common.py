@@ -1,42 +1,15 @@
-"""Shared pieces of the ``fl_energy`` solvers: the wall-clock deadline, Result assembly and
-the model's solution format (``frequency_hz``, ``bandwidth_hz``, ``per_device_energy_j``,
+"""Shared pieces of the ``fl_energy`` solvers: Result assembly and the model's solution format (``frequency_hz``, ``bandwidth_hz``, ``per_device_energy_j``,
 ``per_device_time_s``)."""
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
 from edgeopt.models.fl_energy import FLEnergyModel, derived
 from edgeopt.solvers.result import Result, Status, Timings
-
-TIME_LIMIT = "limit/time"
-"""Termination of a solve stopped by its time limit."""
-
-
-class Deadline:
-    """Wall-clock budget in seconds (``None``: unlimited), measured with ``perf_counter``."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.start = time.perf_counter()
-
-    @property
-    def expired(self) -> bool:
-        return self.seconds is not None and time.perf_counter() - self.start >= self.seconds
-
-    @property
-    def remaining(self) -> float | None:
-        if self.seconds is None:
-            return None
-        return max(0.0, self.seconds - (time.perf_counter() - self.start))
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
 
 
 def empty_solution(model: FLEnergyModel) -> dict[str, Any]:

@@ -25,7 +25,9 @@ import numpy as np
 
 from edgeopt.models.fl_energy import FLEnergyModel
 from edgeopt.models.fl_energy.derived import cheapest_frequency
-from edgeopt.solvers.fl_energy.common import TIME_LIMIT, Deadline, equal_share, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.termination import TIME_LIMIT_REACHED, Termination
+from edgeopt.solvers.fl_energy.common import equal_share, make_result
 from edgeopt.solvers.fl_energy.pricing import at_price, device_energy, price_bracket, spend_budget
 from edgeopt.solvers.result import Result, Status
 
@@ -86,7 +88,7 @@ def solve_convex_program(model: FLEnergyModel, *, backend=None, time_limit=None,
         return _incumbent(model, deadline, backend, version, build_s,
                           f"{solver_name} returned status {problem.status!r}",
                           status=Status.TIME_LIMIT if limited else Status.ERROR,
-                          termination=TIME_LIMIT if limited else str(problem.status))
+                          termination=TIME_LIMIT_REACHED if limited else str(problem.status))
     bandwidth = spend_budget(model, np.maximum(np.asarray(beta.value) * total, model.min_bandwidth_hz))
     price = max(float(budget.dual_value or 0.0), 0.0) * reference / total
     bound = at_price(model, price).dual if price > 0 else at_price(model, price_bracket(model)[0]).dual
@@ -104,7 +106,7 @@ def solve_convex_program(model: FLEnergyModel, *, backend=None, time_limit=None,
 
 
 def _incumbent(model: FLEnergyModel, deadline: Deadline, backend: str, version: str, build_s: float,
-               message: str, status: Status = Status.TIME_LIMIT, termination: str = TIME_LIMIT) -> Result:
+               message: str, status: Status = Status.TIME_LIMIT, termination: Termination | str = TIME_LIMIT_REACHED) -> Result:
     """The equal-share point with the dual bound at the bracket's high price (cheap, valid)."""
     bandwidth = equal_share(model)
     bound = at_price(model, price_bracket(model)[1]).dual

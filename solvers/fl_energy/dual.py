@@ -16,7 +16,9 @@ import pandas as pd
 
 from edgeopt.models.fl_energy import FLEnergyModel
 from edgeopt.models.fl_energy.derived import cheapest_frequency
-from edgeopt.solvers.fl_energy.common import TIME_LIMIT, Deadline, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.common.termination import TIME_LIMIT_REACHED
+from edgeopt.solvers.fl_energy.common import make_result
 from edgeopt.solvers.fl_energy.pricing import at_price, device_energy, price_bracket, spend_budget
 from edgeopt.solvers.result import Result, Status
 
@@ -73,7 +75,7 @@ def solve_dual_decomposition(model: FLEnergyModel, *, backend=None, time_limit=N
         search.visit(price)
     while search.gap > gap:
         if deadline.expired:
-            return search.result("dual_decomposition", Status.TIME_LIMIT, deadline, TIME_LIMIT)
+            return search.result("dual_decomposition", Status.TIME_LIMIT, deadline, TIME_LIMIT_REACHED)
         if high <= low * (1 + 1e-15):
             return search.result("dual_decomposition", Status.FEASIBLE, deadline, "price_resolution")
         middle = float(np.sqrt(low * high))
@@ -95,5 +97,5 @@ def solve_lagrangian_bound(model: FLEnergyModel, *, backend=None, time_limit=Non
     for price in np.geomspace(high, low, prices):
         search.visit(float(price))
         if deadline.expired:
-            return search.result("lagrangian_bound", Status.TIME_LIMIT, deadline, TIME_LIMIT)
+            return search.result("lagrangian_bound", Status.TIME_LIMIT, deadline, TIME_LIMIT_REACHED)
     return search.result("lagrangian_bound", Status.FEASIBLE, deadline, "grid")

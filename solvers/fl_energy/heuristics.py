@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from edgeopt.models.fl_energy import FLEnergyModel
 from edgeopt.models.fl_energy.derived import cheapest_frequency
-from edgeopt.solvers.fl_energy.common import Deadline, equal_share, make_result
+from edgeopt.solvers.common.deadline import Deadline
+from edgeopt.solvers.fl_energy.common import equal_share, make_result
 from edgeopt.solvers.result import Result, Status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from edgeopt.solvers.common.options import Option
 from edgeopt.solvers.fl_energy.common import empty_solution
 from edgeopt.solvers.registry import BACKEND_MODULES, ModelSolvers, SolverSpec
 from edgeopt.solvers.registry import Capability as Cap
@@ -25,7 +26,8 @@ SPECS = (
         "dual_decomposition", "fl_energy", "exact", f"{_PKG}.dual:solve_dual_decomposition",
         "bisection on the bandwidth price, a 1-D convex solve per device; certified dual bound",
         frozenset({Cap.PROVES_OPTIMALITY, Cap.REPORTS_BOUND, Cap.DUALS, Cap.TIME_LIMIT}),
-        options={"gap": "relative gap at which the bisection stops (default 1e-9)"},
+        options={"gap": Option("relative gap at which the bisection stops", float, default=1e-9,
+                               minimum=0.0, maximum=1.0, open_maximum=True)},
     ),
     SolverSpec(
         "convex_program", "fl_energy", "exact", f"{_PKG}.convex_program:solve_convex_program",
@@ -37,7 +39,7 @@ SPECS = (
         "lagrangian_bound", "fl_energy", "relaxation", f"{_PKG}.dual:solve_lagrangian_bound",
         "dual function on a geometric grid of bandwidth prices: best bound and recovered point",
         frozenset({Cap.REPORTS_BOUND, Cap.DUALS, Cap.TIME_LIMIT}),
-        options={"prices": "number of prices on the grid (default 12)"},
+        options={"prices": Option("number of prices on the grid", int, default=12, minimum=2)},
     ),
     SolverSpec(
         "equal_bandwidth", "fl_energy", "heuristic", f"{_PKG}.heuristics:solve_equal_bandwidth",
@@ -51,9 +53,6 @@ SPECS = (
     ),
 )
 
-BASELINES = tuple(s.method for s in SPECS if s.kind == "baseline")
-
-
 def choose(model, kind: str, backend: str | None) -> str:
     """Default method of a kind: a conic backend picks ``convex_program``."""
     if kind == "exact":
@@ -62,7 +61,7 @@ def choose(model, kind: str, backend: str | None) -> str:
         return "lagrangian_bound"
     if kind == "heuristic":
         return "equal_bandwidth"
-    raise ValueError(f"kind {kind!r} has no default method for fl_energy; name a method: {', '.join(BASELINES)}")
+    raise ValueError(f"kind {kind!r} has no default method for fl_energy; name a method: {', '.join(s.method for s in SPECS if s.kind == 'baseline')}")
 
 
 FL_ENERGY_SOLVERS = ModelSolvers("fl_energy", SPECS, choose, empty_solution)
