@@ -1,10 +1,13 @@
 """Figures used by notebooks and commands; every function returns a matplotlib ``Figure``
-built without ``pyplot`` (headless-safe). Tests check the data drawn, not pixels.
+built without ``pyplot`` (headless-safe), or draws on the caller's axes given as ``ax=``
+(``axes=``, one per panel, for :func:`plot_breakdown`) and returns their figure. Each has a
+title (overridable with ``title=``) and labelled axes. Tests check the data drawn, not pixels.
 
 * :mod:`.results`: per-device breakdowns, cuts per device class, speed-ups (one model, many methods).
 * :mod:`.sensitivity`: tornado chart, elasticities, one-at-a-time curves, trade-off fronts.
 * :mod:`.profiles`: Dolan-More performance profiles of a benchmark.
 * :mod:`.sweeps`: heat maps and curves of a sweep's objective.
+* :mod:`.axes`: where a figure function draws (the caller's axes or a new figure).
 """
 
 from edgeopt.analysis.plots.profiles import plot_performance_profile

@@ -11,26 +11,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from edgeopt.analysis.bench import performance_profile
+from edgeopt.analysis.plots.axes import figure_and_axes
 
 METRIC_LABELS = {"time": "wall time", "objective": "objective"}
 """Axis wording of the known metrics; other metrics are shown by column name."""
 
 
 def plot_performance_profile(
-    frame: pd.DataFrame, metric: str = "time", title: str | None = None
+    frame: pd.DataFrame, metric: str = "time", title: str | None = None, ax=None
 ) -> Figure:
     """Step plot of rho_s(tau) for every method of a :func:`bench` table.
 
     x: tau, the ratio to the best method on an instance (log2 axis, from 1 to twice the
     largest finite ratio); y: the fraction of instances the method solved within tau. A
     method that never solves an instance stays at 0. The plotted data is
-    ``performance_profile(frame, metric)``.
+    ``performance_profile(frame, metric)``. ``ax``: draw on these axes (default: a new figure).
     """
     profile = performance_profile(frame, metric)
     taus = profile.index.to_numpy()
     right = 2.0 * float(taus.max())
-    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure_and_axes(ax, (6.0, 4.0))
     for method in profile.columns:
         steps = profile[method].to_numpy()
         ax.step(np.append(taus, right), np.append(steps, steps[-1]), where="post", label=method)

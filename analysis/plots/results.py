@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from edgeopt.analysis.plots.axes import figure_and_axes
 from edgeopt.solvers import Result
 
 COMPONENT_LABELS = {
@@ -26,20 +27,28 @@ WIDTH_PER_DEVICE = 0.45
 """Figure width per plotted device [inch]."""
 
 
-def plot_breakdown(results: dict[str, Result], title: str | None = None) -> Figure:
+def plot_breakdown(results: dict[str, Result], title: str | None = None, axes=None) -> Figure:
     """Stacked bars per device of the per-round seconds in each Result's ``breakdown``.
 
     One panel per entry of ``results`` (label -> Result), side by side with a shared time
     axis, e.g. ``{"EdgeSplit (exact)": r1, "best common cut": r2}``. Bars stack the
     components (device compute, server compute, communication) in seconds per round. A
-    Result without a point (infeasible, error) gets an empty panel saying so.
+    Result without a point (infeasible, error) gets an empty panel saying so. ``axes``: one
+    matplotlib Axes per entry to draw on (panels of the caller's figure); default a new figure.
     """
     components = list(dict.fromkeys(k for r in results.values() for k in r.breakdown))
     colors = {key: f"C{index}" for index, key in enumerate(components)}
     devices = max((len(r.device_names) for r in results.values()), default=1)
-    fig = Figure(figsize=(max(4.0, WIDTH_PER_DEVICE * devices) * len(results) + 1.0, 4.0),
-                 layout="constrained")
-    axes = fig.subplots(1, len(results), sharey=True, squeeze=False)[0]
+    own_figure = axes is None
+    if own_figure:
+        fig = Figure(figsize=(max(4.0, WIDTH_PER_DEVICE * devices) * len(results) + 1.0, 4.0),
+                     layout="constrained")
+        axes = fig.subplots(1, len(results), sharey=True, squeeze=False)[0]
+    else:
+        axes = list(axes)
+        if len(axes) != len(results):
+            raise ValueError(f"axes: {len(axes)} given, one per result needed ({len(results)})")
+        fig = axes[0].figure
     for ax, (label, result) in zip(axes, results.items()):
         if not result.breakdown:
             ax.text(0.5, 0.5, f"no point ({result.status.value})", ha="center",
@@ -58,10 +67,12 @@ def plot_breakdown(results: dict[str, Result], title: str | None = None) -> Figu
         ax.set_title(f"{label}\n{result.method}: objective {result.objective:.4g}")
     axes[0].set_ylabel("time per round [s]")
     handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
+    if handles and own_figure:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
-    if title:
-        fig.suptitle(title)
+    elif handles:
+        axes[0].legend(handles, labels, loc="best", fontsize="small")
+    if own_figure or title:  # the caller's figure keeps its own title unless one is given
+        fig.suptitle(title or "time per round by device and component")
     return fig
 
 
@@ -91,15 +102,16 @@ def cuts_by_class(results: dict[str, Result], key: str = "cuts") -> pd.DataFrame
     return frame
 
 
-def plot_cuts(results: dict[str, Result], key: str = "cuts") -> Figure:
+def plot_cuts(results: dict[str, Result], key: str = "cuts", ax=None,
+              title: str | None = None) -> Figure:
     """The cut (last device-side layer, 1-based) of every device, one marker series per Result.
 
     Device classes (see :func:`device_class`) are shaded alternately so the pattern "weak
-    devices cut early, strong ones late" is visible at a glance.
+    devices cut early, strong ones late" is visible at a glance. ``ax``: draw on these axes
+    (default: a new figure).
     """
     names: list[str] = list(dict.fromkeys(n for r in results.values() for n in r.device_names))
-    fig = Figure(figsize=(max(5.0, WIDTH_PER_DEVICE * len(names) + 2.0), 3.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure_and_axes(ax, (max(5.0, WIDTH_PER_DEVICE * len(names) + 2.0), 3.5))
     positions = {name: index for index, name in enumerate(names)}
     classes = [device_class(n) for n in names]
     starts = [i for i, c in enumerate(classes) if i == 0 or c != classes[i - 1]]
@@ -114,25 +126,26 @@ def plot_cuts(results: dict[str, Result], key: str = "cuts") -> Figure:
         ax.plot(x, values, linestyle="none", marker=markers[index % len(markers)], label=label,
                 markersize=max(4, 8 - index), alpha=0.85)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
-    ax.set_ylabel(f"{key} (last device layer)")
+    ax.set_ylabel(f"{key} (last device layer) [-]")
+    ax.set_xlabel("device")
+    ax.set_title(title or f"{key} per device")
     ax.legend(loc="best")
     return fig
 
 
-def plot_speedups(table: pd.DataFrame) -> Figure:
+def plot_speedups(table: pd.DataFrame, ax=None, title: str | None = None) -> Figure:
     """Bars of the speed-up of the exact plan over each other method of a speed-up table.
 
     ``table`` is :func:`edgeopt.analysis.compare.speedup_table` output, possibly several
     instances concatenated (grouped by its ``instance`` column). Speed-up = J(method) /
     J(exact) [-]; a dashed line marks 1 (no gain); 'infeasible' entries get a label
-    instead of a bar.
+    instead of a bar. ``ax``: draw on these axes (default: a new figure).
     """
     rows = table[table["kind"] != "exact"]
     methods = list(dict.fromkeys(rows["method"]))
     instances = list(dict.fromkeys(rows["instance"]))
     width = 0.8 / len(instances)
-    fig = Figure(figsize=(max(5.0, 1.2 * len(methods) + 1.5), 4.0), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure_and_axes(ax, (max(5.0, 1.2 * len(methods) + 1.5), 4.0))
     for index, instance in enumerate(instances):
         part = rows[rows["instance"] == instance].set_index("method")
         label = instance
@@ -148,6 +161,8 @@ def plot_speedups(table: pd.DataFrame) -> Figure:
     ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
     ax.set_ylabel("speed-up of the exact plan [×]")
+    ax.set_xlabel("method")
+    ax.set_title(title or "speed-up of the exact plan over each method")
     if len(instances) > 1:
         ax.legend(loc="best")
     return fig

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from edgeopt.analysis.plots.axes import figure_and_axes
+
 
 def sweep_grid(frame: pd.DataFrame, x: str, y: str, value: str = "objective") -> pd.DataFrame:
     """The table :func:`plot_heatmap` draws: ``value`` with one row per ``y`` and one column
@@ -29,17 +31,18 @@ def sweep_grid(frame: pd.DataFrame, x: str, y: str, value: str = "objective") ->
 
 
 def plot_heatmap(
-    frame: pd.DataFrame, x: str, y: str, value: str = "objective", title: str | None = None
+    frame: pd.DataFrame, x: str, y: str, value: str = "objective", title: str | None = None,
+    ax=None,
 ) -> Figure:
     """Heat map of ``value`` over the grid of keys ``x`` (columns) and ``y`` (rows).
 
     Cells are equal-sized and labelled by the swept values, so linear and log grids read
-    alike; points without a value are left blank.
+    alike; points without a value are left blank. ``ax``: draw on these axes (default: a new
+    figure).
     """
     table = sweep_grid(frame, x, y, value)
-    fig = Figure(figsize=(1.0 + 0.7 * max(4, table.shape[1]), 1.0 + 0.5 * max(4, table.shape[0])),
-                 layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure_and_axes(
+        ax, (1.0 + 0.7 * max(4, table.shape[1]), 1.0 + 0.5 * max(4, table.shape[0])))
     image = ax.imshow(np.ma.masked_invalid(table.to_numpy(dtype=float)), origin="lower",
                       aspect="auto", cmap="viridis")
     ax.set_xticks(range(table.shape[1]), [_label(v) for v in table.columns], rotation=45,
@@ -60,11 +63,13 @@ def plot_curve(
     log_x: bool = False,
     show_bound: bool = True,
     title: str | None = None,
+    ax=None,
 ) -> Figure:
     """``value`` against key ``x``, one line per value of ``by`` (or a single line).
 
     With ``show_bound`` and a ``bound`` column, each line's proven bound is drawn dashed in
-    the same colour. Points without a value leave a gap.
+    the same colour. Points without a value leave a gap. ``ax``: draw on these axes (default:
+    a new figure).
     """
     for column in (x, value, *([by] if by else [])):
         if column not in frame.columns:
@@ -73,8 +78,7 @@ def plot_curve(
         raise ValueError(
             f"several rows share an {x} value on one line; select the other keys first"
         )
-    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure_and_axes(ax, (6.0, 4.0))
     groups = frame.groupby(by, sort=True) if by else [(None, frame)]
     for index, (key, group) in enumerate(groups):
         group = group.sort_values(x)
