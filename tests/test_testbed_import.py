@@ -129,6 +129,14 @@ def test_table_mismatches_name_the_device_and_layer(t1):
         from_tables("edgesplit", times, layers, fields=fields, server="gpu", measured_batch_size=1)
 
 
+def test_whole_number_columns_are_numbers(t1):
+    times, layers = tables_of(t1)
+    whole = times.assign(fwd_ms=times["fwd_ms"].round().astype(int))
+    model = from_tables("edgesplit", whole, layers.astype({"param_bytes": int}), fields=t1_fields(t1),
+                        server="server", measured_batch_size=1)
+    assert model.instance.devices[0].measured.fwd_ms == [float(v) for v in whole["fwd_ms"][:3]]
+
+
 def test_kib_columns_are_scaled_to_bytes(t1):
     times, layers = tables_of(t1)
     kib = layers.assign(param_bytes=layers["param_bytes"] / 1024).rename(columns={"param_bytes": "weight KiB"})

@@ -354,6 +354,7 @@ def _require_columns(rows: pd.DataFrame, columns: tuple[str, ...], kind: str) ->
 
 
 def _number(value: Any, where: str) -> float:
+    value = value.item() if hasattr(value, "item") else value  # NumPy scalars of a column
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TableError(f"{where} = {value!r}: must be a finite number")
     return float(value)
