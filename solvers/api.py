@@ -81,6 +81,7 @@ def solve(
         ),
         options=dict(options, **({"time_limit": time_limit} if time_limit is not None else {})),
         seed=seed,
+        instance_hash=model.content_hash(),
     )
     return verify(model, result)
 

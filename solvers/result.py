@@ -71,6 +71,8 @@ class Result:
     (EdgeSplit: ``cuts``, ``bandwidth_hz``, ``server_share_flops_per_s``,
     ``per_device_time_s``). ``breakdown`` holds per-device component arrays (seconds).
     ``objective`` and ``bound`` are in the model's objective unit (EdgeSplit: seconds).
+    ``instance_hash`` is the solved instance's ``Model.content_hash()`` (SHA-256 hex), so a
+    saved result can be re-checked against its instance (``edgeopt check``).
     """
 
     model: str
@@ -93,6 +95,7 @@ class Result:
     message: str | None = None
     infeasible_reason: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    instance_hash: str | None = None
 
     def __post_init__(self) -> None:
         # Methods may name how they ended in words ('time_limit', 'converged') or leave it to
@@ -122,7 +125,14 @@ class Result:
 
     # ---- output ----------------------------------------------------------------------
     def to_dict(self, include_trace: bool = False) -> dict[str, Any]:
-        """The canonical solution document (see the model's spec), plus optional extras."""
+        """The canonical solution document (see the model's spec), plus optional extras.
+
+        Beyond the canonical fields it carries what :meth:`from_dict` needs to rebuild the
+        Result: ``result_status`` (the exact status; ``status`` is the canonical v1 one),
+        ``gap``, ``timings`` (build, solve, wall and the solver's own seconds),
+        ``instance_sha256``, ``device_names`` and ``solution_keys`` (which top-level fields
+        are the solution). Non-finite numbers are written as null.
+        """
         status = self.status.value
         if self.status is Status.ITERATION_LIMIT:
             status = Status.FEASIBLE.value
@@ -157,11 +167,90 @@ class Result:
             document["options"] = {k: _jsonable(v) for k, v in self.options.items()}
         if include_trace and self.trace is not None:
             document["trace"] = json.loads(self.trace.to_json(orient="records"))
+        document.update(
+            {
+                "result_status": self.status.value,
+                "gap": _finite_or_none(self.gap),
+                "timings": {
+                    "build_s": self.timings.build_s,
+                    "solve_s": self.timings.solve_s,
+                    "wall_s": self.timings.wall_s,
+                    "solver_reported_s": self.timings.solver_reported_s,
+                },
+                "instance_sha256": self.instance_hash,
+                "device_names": list(self.device_names),
+                "solution_keys": list(self.solution),
+            }
+        )
         return document
 
     def to_json(self, indent: int | None = 2, include_trace: bool = False) -> str:
         """The canonical solution JSON text."""
         return json.dumps(self.to_dict(include_trace=include_trace), indent=indent)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Result:
+        """The Result a :meth:`to_dict` document describes (``evaluation`` is not stored:
+        re-evaluate with ``edgeopt.solvers.api.verify``). Raises ``ValueError`` naming the
+        field when the document is not a result."""
+        missing = [key for key in _REQUIRED_KEYS if key not in document]
+        if missing:
+            raise ValueError(f"not a result document: missing field(s) {missing}")
+        status_text = document.get("result_status", document["status"])
+        try:
+            status = Status(status_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in Status)
+            raise ValueError(f"status = {status_text!r}: must be one of {allowed}") from None
+        keys = document.get("solution_keys")
+        if keys is None:  # a document written before solution_keys: every unknown field
+            keys = [key for key in document if key not in _ENVELOPE_KEYS]
+        solution = {key: document[key] for key in keys if key in document}
+        extras = {k: v for k, v in document.items() if k not in _ENVELOPE_KEYS and k not in solution}
+        timings = document.get("timings") or {"wall_s": document["wall_time_s"]}
+        trace = document.get("trace")
+        if trace is not None:
+            import pandas as pd
+
+            trace = pd.DataFrame(trace)
+        return cls(
+            model=document["model"],
+            method=document["method"],
+            status=status,
+            objective=document["objective"],
+            bound=document["bound"],
+            solution=solution,
+            device_names=tuple(document.get("device_names") or ()),
+            breakdown=dict(document.get("breakdown") or {}),
+            timings=Timings(
+                build_s=timings.get("build_s", 0.0),
+                solve_s=timings.get("solve_s", 0.0),
+                wall_s=timings.get("wall_s", document["wall_time_s"]),
+                solver_reported_s=timings.get("solver_reported_s"),
+            ),
+            solver=document["solver"],
+            solver_version=document.get("solver_version"),
+            options=dict(document.get("options") or {}),
+            seed=document.get("seed"),
+            trace=trace,
+            termination=document.get("termination"),
+            verified=document.get("verified"),
+            message=document.get("message"),
+            infeasible_reason=document.get("infeasible_reason"),
+            extras=extras,
+            instance_hash=document.get("instance_sha256"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Result:
+        """The Result of a :meth:`to_json` text (or of ``edgeopt solve --json``)."""
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"not a result document: a JSON {type(document).__name__}, not an object")
+        return cls.from_dict(document)
 
     def to_frame(self):
         """Per-device values (solution arrays and time breakdown) as a pandas DataFrame."""
@@ -232,6 +321,15 @@ class Result:
         if self.device_names:
             table += self.to_frame()._repr_html_()
         return table
+
+
+_REQUIRED_KEYS = ("model", "status", "objective", "bound", "method", "solver", "wall_time_s")
+_ENVELOPE_KEYS = frozenset(_REQUIRED_KEYS) | {
+    "message", "infeasible_reason", "termination", "solver_version", "seed", "verified",
+    "breakdown", "options", "trace", "result_status", "gap", "timings", "instance_sha256",
+    "device_names", "solution_keys",
+}
+"""Fields of a result document that are not solution fields or extras."""
 
 
 def _fmt(value: float | None) -> str:

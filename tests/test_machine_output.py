@@ -92,6 +92,16 @@ def test_every_inspection_command_prints_one_document(model_id, tmp_path):
 
 
 @pytest.mark.parametrize("model_id", MODELS)
+def test_check_of_a_saved_result_prints_one_document(model_id, tmp_path):
+    instance = feasible_instance(model_id, tmp_path)
+    saved = tmp_path / "result.json"
+    saved.write_text(run("solve", str(instance), "--json").stdout)
+    done = run("check", str(saved), str(instance), "--json")
+    verdict = one_json_document(done)
+    assert done.returncode == 0 and verdict["confirmed"] is True and verdict["model"] == model_id
+
+
+@pytest.mark.parametrize("model_id", MODELS)
 def test_analysis_commands_print_one_document(model_id, tmp_path):
     instance = feasible_instance(model_id, tmp_path)
     key, value = numeric_field(instance)

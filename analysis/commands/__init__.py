@@ -7,6 +7,7 @@ are imported when the parser is built; keep their top-level imports light (argpa
 
 COMMAND_MODULES: tuple[str, ...] = (
     "edgeopt.analysis.commands.bench",
+    "edgeopt.analysis.commands.check",
     "edgeopt.analysis.commands.import_tables",
     "edgeopt.analysis.commands.profile",
     "edgeopt.analysis.commands.sensitivity",
