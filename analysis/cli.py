@@ -10,7 +10,9 @@
 With ``--json`` stdout is exactly one JSON document; solver output (the HiGHS banner, logs)
 goes to stderr with ``--verbose`` and is discarded without it.
 
-Exit codes: 0 solved (a verified point), 1 infeasible or no point found, 2 bad input.
+Exit codes (see :mod:`edgeopt.analysis.commands.exit_codes`): 0 solved, 1 infeasible or no
+point found, 2 bad input (the message names the field), 3 solver or internal error, 4 time
+limit without a point, 130 interrupted, 141 stdout closed early.
 Backends (Pyomo, cvxpy, SCIP, HiGHS) are imported only when the chosen method needs them.
 """
 
@@ -22,18 +24,23 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgeopt.analysis.commands import COMMAND_MODULES
+from edgeopt.analysis.commands import COMMAND_MODULES, exit_codes
 from edgeopt.analysis.commands.streams import print_json, silence_stdout, solver_output
 
-EXIT_SOLVED, EXIT_NO_POINT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_STDOUT_CLOSED = 141
-"""128 + SIGPIPE: what a Unix tool reports when its reader closed the pipe (``| head``)."""
+if TYPE_CHECKING:
+    from edgeopt.solvers.result import Result
+
 PRESET_LIST = "list"
 
 
 class BadInput(Exception):
     """A user error on the command line: printed without a traceback, exit code 2."""
+
+
+class SolverFailure(Exception):
+    """A solver cannot run or failed: printed without a traceback, exit code 3."""
 
 
 def _positive_float(text: str) -> float:
@@ -67,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgeopt",
         description="Resource management for edge learning: solve, inspect and validate model instances.",
-        epilog="Exit codes: 0 solved, 1 infeasible (or no point found), 2 bad input.",
+        epilog=exit_codes.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edgeopt {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -103,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="solve the VGG16-CIFAR preset exactly and compare with the baselines")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
-    for subparser in commands.choices.values():
+    for name, subparser in commands.choices.items():
         _add_common_flags(subparser, default=argparse.SUPPRESS)
+        subparser.epilog = exit_codes.epilog(name)
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
     _add_common_flags(parser, default=False)
     return parser
 
@@ -132,11 +142,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from edgeopt.solvers import solve
 
     model = _load(args.instance)
-    try:
-        with solver_output(args.verbose):
-            result = solve(model, args.method, args.solver, time_limit=args.time_limit)
-    except (ValueError, RuntimeError) as error:
-        raise BadInput(str(error)) from None
+    _select(model, args.method, args.solver)
+    with solver_output(args.verbose):
+        result = solve(model, args.method, args.solver, time_limit=args.time_limit)
     if args.json:
         print(result.to_json())
     else:
@@ -144,9 +152,34 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if result.device_names and result.status.has_point:
             print()
             print(result.to_frame().to_string(float_format=lambda x: f"{x:.6g}"))
+    return solve_exit_code(result)
+
+
+def _select(model: object, method: str, solver: str | None) -> None:
+    """Check the method and backend before solving: bad names are bad input (2), a backend
+    that is not installed a solver error (3); what fails after this is never bad input."""
+    from edgeopt.solvers.api import BackendUnavailable, select
+
+    try:
+        select(model, method, solver)
+    except BackendUnavailable as error:
+        raise SolverFailure(f"{error}; install it or choose another --solver") from None
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+
+
+def solve_exit_code(result: Result) -> int:
+    """0 a verified point, 3 the solver erred (or its point or objective was rejected by the
+    evaluator), 4 time limit before any point, 1 otherwise (infeasible, no point found)."""
+    from edgeopt.solvers.result import Status
+
     if result.feasible:
-        return EXIT_SOLVED
-    return EXIT_NO_POINT
+        return exit_codes.SOLVED
+    if result.status is Status.ERROR or (result.status.has_point and result.verified is False):
+        return exit_codes.SOLVER_ERROR
+    if result.status is Status.TIME_LIMIT:
+        return exit_codes.TIME_LIMIT
+    return exit_codes.NO_POINT
 
 
 def cmd_preset(args: argparse.Namespace) -> int:
@@ -162,7 +195,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
             print_json(names)
         else:
             print("\n".join(names))
-        return EXIT_SOLVED
+        return exit_codes.SOLVED
     options = {k: v for k, v in (("devices", args.devices), ("seed", args.seed)) if v is not None}
     try:
         model = cls.preset(args.name, **options)
@@ -176,7 +209,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
                         "size": model.size})
     else:
         print(model.to_json())
-    return EXIT_SOLVED
+    return exit_codes.SOLVED
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -185,7 +218,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.json:
         return _validate_text(args)
     verdict: dict = {"file": args.instance, "valid": False, "feasible": None, "problems": []}
-    code = EXIT_BAD_INPUT
+    code = exit_codes.BAD_INPUT
     if not Path(args.instance).is_file():
         verdict["problems"] = [{"path": None, "message": "no such file"}]
     else:
@@ -198,10 +231,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             problem = model.infeasibility()
             verdict.update(valid=True, model=model.model_id, size=model.size, feasible=problem is None)
-            code = EXIT_SOLVED
+            code = exit_codes.SOLVED
             if problem is not None:
                 verdict.update(infeasible_reason=problem.reason, message=problem.message)
-                code = EXIT_NO_POINT
+                code = exit_codes.NO_POINT
     for problem in verdict["problems"]:
         print(f"edgeopt validate: error: {problem.get('text', problem['message'])}", file=sys.stderr)
     print_json(verdict)
@@ -213,9 +246,9 @@ def _validate_text(args: argparse.Namespace) -> int:
     problem = model.infeasibility()
     if problem is not None:
         print(f"{args.instance}: valid but infeasible ({problem.reason}): {problem.message}")
-        return EXIT_NO_POINT
+        return exit_codes.NO_POINT
     print(f"{args.instance}: valid {model!r}")
-    return EXIT_SOLVED
+    return exit_codes.SOLVED
 
 
 def cmd_solvers(args: argparse.Namespace) -> int:
@@ -227,10 +260,10 @@ def cmd_solvers(args: argparse.Namespace) -> int:
         raise BadInput(str(error)) from None
     if args.json:
         print_json(table.to_dict(orient="records"))
-        return EXIT_SOLVED
+        return exit_codes.SOLVED
     columns = ["model", "method", "kind", "backends", "available", "proves_optimality", "reports_bound"]
     print(table[columns].to_string(index=False))
-    return EXIT_SOLVED
+    return exit_codes.SOLVED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -253,7 +286,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {method:<28} {other.status.value}: {other.message}")
         else:
             print(f"  {method:<28} {other.objective:12.2f} s   {other.objective / result.objective:5.2f}x")
-    return EXIT_SOLVED if result.feasible else EXIT_NO_POINT
+    return exit_codes.SOLVED if result.feasible else exit_codes.NO_POINT
 
 
 COMMANDS = {
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return EXIT_SOLVED
+        return exit_codes.SOLVED
     if args.verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     handler = getattr(args, "handler", None) or COMMANDS[args.command]
@@ -280,19 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:  # the reader left early (edgeopt ... | head): not an error of ours
         silence_stdout()
-        return EXIT_STDOUT_CLOSED
+        return exit_codes.STDOUT_CLOSED
     except BadInput as error:
         print(f"edgeopt {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_codes.BAD_INPUT
+    except SolverFailure as error:
+        print(f"edgeopt {args.command}: solver error: {error}", file=sys.stderr)
+        return exit_codes.SOLVER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_NO_POINT
+        return exit_codes.INTERRUPTED
     except Exception as error:  # noqa: BLE001 - last line of defence: no raw tracebacks for users
         if args.debug:
             traceback.print_exc()
         print(f"edgeopt {args.command}: internal error: {type(error).__name__}: {error} "
               "(run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return exit_codes.SOLVER_ERROR
 
 
 if __name__ == "__main__":

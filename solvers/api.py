@@ -11,10 +11,16 @@ from edgeopt.solvers.registry import KINDS, SolverSpec, solvers_for
 from edgeopt.solvers.result import Result, Status, Timings
 
 
+class BackendUnavailable(RuntimeError):
+    """The method's backend (a Python package) is not installed on this machine."""
+
+
 def select(model: Any, method: str = "exact", solver: str | None = None) -> tuple[SolverSpec, str | None]:
     """Resolve ``method`` (a kind such as 'exact' or a method id such as 'bisection') and
     ``solver`` (a backend name) to a registered method and backend; raise ``ValueError``
-    naming the allowed values when they do not fit the model."""
+    naming the allowed values when they do not fit the model, :class:`BackendUnavailable`
+    when the backend is not installed (checked first: deciding whether a method applies may
+    import its backend)."""
     registry = solvers_for(model.model_id)
     if method in KINDS:
         method = registry.choose(model, method, solver)
@@ -22,12 +28,12 @@ def select(model: Any, method: str = "exact", solver: str | None = None) -> tupl
     if solver is not None and solver not in spec.backends:
         allowed = ", ".join(spec.backends) if spec.backends else "none (pure Python: leave solver unset)"
         raise ValueError(f"method {spec.method!r} cannot use solver {solver!r}; allowed: {allowed}")
+    backend = solver or (spec.backends[0] if spec.backends else None)
+    if not spec.availability(backend):
+        raise BackendUnavailable(f"method {spec.method!r} needs backend {backend!r}, which is not installed")
     reason = spec.unsupported_reason(model)
     if reason:
         raise ValueError(f"method {spec.method!r} does not apply: {reason}")
-    backend = solver or (spec.backends[0] if spec.backends else None)
-    if not spec.availability(backend):
-        raise RuntimeError(f"method {spec.method!r} needs backend {backend!r}, which is not installed")
     return spec, backend
 
 
@@ -57,21 +63,38 @@ def solve(
     start = time.perf_counter()
     infeasible = model.infeasibility()
     if infeasible is not None:
-        registry = solvers_for(model.model_id)
-        result = Result(
-            model=model.model_id,
-            method=spec.method,
-            status=Status.INFEASIBLE,
-            solution=registry.empty_solution(model),
-            message=infeasible.message,
-            infeasible_reason=infeasible.reason,
-            solver=backend,
-            extras={"infeasible_details": infeasible.details, **infeasible.solution_fields},
-        )
+        result = infeasible_result(model, spec.method, backend, infeasible)
     else:
         run = spec.load()
         result = run(model, backend=backend, time_limit=time_limit, seed=seed, **options)
-    wall = time.perf_counter() - start
+    requested = dict(options, **({"time_limit": time_limit} if time_limit is not None else {}))
+    return finish(model, result, start, requested, seed)
+
+
+def infeasible_result(model: Any, method: str, backend: str | None, infeasible: Any) -> Result:
+    """The Result of an instance whose ``model.infeasibility()`` is ``infeasible``: status
+    ``infeasible``, the model's infeasible solution format (its empty solution arrays plus
+    the fields the model adds, e.g. two_stage's ``min_delay_s``), reason and message."""
+    return Result(
+        model=model.model_id,
+        method=method,
+        status=Status.INFEASIBLE,
+        solution=solvers_for(model.model_id).empty_solution(model),
+        device_names=model.device_names,
+        message=infeasible.message,
+        infeasible_reason=infeasible.reason,
+        solver=backend,
+        extras={"infeasible_details": infeasible.details, **infeasible.solution_fields},
+    )
+
+
+def finish(
+    model: Any, result: Result, started: float, requested: dict[str, Any], seed: int | None
+) -> Result:
+    """Stamp ``result`` with the wall time since ``started`` (``time.perf_counter``), the
+    options (those the solver recorded win over ``requested``: they are what it used), the
+    seed and the instance's content hash; then :func:`verify` it."""
+    wall = time.perf_counter() - started
     result = result.replace(
         timings=Timings(
             build_s=result.timings.build_s,
@@ -79,7 +102,7 @@ def solve(
             wall_s=wall,
             solver_reported_s=result.timings.solver_reported_s,
         ),
-        options=dict(options, **({"time_limit": time_limit} if time_limit is not None else {})),
+        options={**requested, **result.options},
         seed=seed,
         instance_hash=model.content_hash(),
     )
@@ -87,7 +110,11 @@ def solve(
 
 
 def verify(model: Any, result: Result) -> Result:
-    """Re-check ``result`` with ``model.evaluate`` and make its status honest."""
+    """Re-check ``result`` with ``model.evaluate`` and make its status honest.
+
+    ``optimal`` stays only with a bound within :data:`OPTIMALITY_GAP` of the objective,
+    below it or above it: a bound above the objective by more is no valid lower bound,
+    and the status becomes ``feasible`` with a message saying so."""
     if not result.status.has_point or result.objective is None:
         return result.replace(verified=None)  # nothing to evaluate (e.g. a time limit before any point)
     try:
@@ -114,14 +141,21 @@ def verify(model: Any, result: Result) -> Result:
             objective=checked,
             message=f"reported objective {claimed!r} replaced by the evaluator's {checked!r}",
         )
-    status = result.status
-    if status is Status.OPTIMAL:
-        gap = result.replace(**changes).gap
-        if gap is None or gap > OPTIMALITY_GAP:
-            changes["status"] = Status.FEASIBLE
-            changes["termination"] = Termination(
-                Reason.FEASIBLE, detail=f"claimed optimal, but the gap {gap} exceeds {OPTIMALITY_GAP:g}"
-            )
+    gap = result.replace(**changes).gap
+    if gap is not None and gap < -OPTIMALITY_GAP:
+        objective = changes.get("objective", claimed)
+        previous = changes.get("message", result.message)
+        notes = [previous] if previous else []
+        notes.append(
+            f"the reported bound {result.bound!r} exceeds the objective {objective!r} "
+            f"(relative {-gap:.3g} > {OPTIMALITY_GAP:g}): not a valid lower bound, optimality not proven"
+        )
+        changes["message"] = "; ".join(notes)
+    if result.status is Status.OPTIMAL and (gap is None or abs(gap) > OPTIMALITY_GAP):
+        changes["status"] = Status.FEASIBLE
+        changes["termination"] = Termination(
+            Reason.FEASIBLE, detail=f"claimed optimal, but the gap {gap} exceeds {OPTIMALITY_GAP:g} in magnitude"
+        )
     return result.replace(**changes)
 
 

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edgeopt.solvers.api import select, verify
-from edgeopt.solvers.registry import SolverSpec, solvers_for
-from edgeopt.solvers.result import Result, Status, Timings
+from edgeopt.solvers.api import finish, infeasible_result, select
+from edgeopt.solvers.registry import SolverSpec
+from edgeopt.solvers.result import Result
 
 RESOLVERS: dict[tuple[str, str], str] = {
     ("edgesplit", "relaxation_perspective"):
@@ -85,32 +85,14 @@ class Resolver:
         started = time.perf_counter()
         infeasible = model.infeasibility()
         if infeasible is not None:
-            result = Result(
-                model=model.model_id,
-                method=self.method,
-                status=Status.INFEASIBLE,
-                solution=solvers_for(model.model_id).empty_solution(model),
-                message=infeasible.message,
-                infeasible_reason=infeasible.reason,
-                solver=self.backend,
-                extras={"infeasible_details": infeasible.details},
-            )
+            result = infeasible_result(model, self.method, self.backend, infeasible)
         else:
             if self.program is None or not self.program.matches(model):
                 self.program = self.factory(model, self.backend)
                 self.builds += 1
             result = self.program.solve(model, time_limit)
-        timings = result.timings
-        result = result.replace(
-            timings=Timings(
-                build_s=timings.build_s,
-                solve_s=timings.solve_s,
-                wall_s=time.perf_counter() - started,
-                solver_reported_s=timings.solver_reported_s,
-            ),
-            options={} if time_limit is None else {"time_limit": time_limit},
-        )
-        return verify(model, result)
+        requested = {} if time_limit is None else {"time_limit": time_limit}
+        return finish(model, result, started, requested, seed=None)
 
     def __repr__(self) -> str:
         return (f"Resolver({self.method}, backend={self.backend}, builds={self.builds}, "

@@ -3,7 +3,7 @@
     edgeopt bench --model edgesplit --preset vgg16-cifar10-hetero8 --sizes 10 100 --seeds 3 \\
         --methods bisection relaxation_perspective alternating --out bench.csv --plot bench.png
 
-Exit codes: 0 done (whatever the statuses in the table), 2 bad input.
+Exit codes: 0 done (whatever the statuses in the table), 2 bad input, 3 internal error.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ re-evaluated by the model's own evaluator, and the status made honest again (a c
 ``optimal`` needs its bound within the optimality gap).
 Exit codes: 0 the point is feasible and its objective is the evaluator's, 1 it is not (or the
 result carries no point), 2 bad input (unreadable file, not a result, other model, hash
-mismatch).
+mismatch), 3 internal error.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check", help="re-check a saved result (solve --json) against its instance",
         description=__doc__.split("\n\n")[0],
-        epilog="Exit codes: 0 confirmed (feasible, objective matches), 1 not confirmed or no "
-               "point, 2 bad input (unreadable file, other model, instance hash mismatch).",
     )
     parser.add_argument("result", help="result JSON file (edgeopt solve --json)")
     parser.add_argument("instance", help="the canonical instance JSON file it was solved from")

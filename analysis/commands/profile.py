@@ -9,7 +9,8 @@ it that returns a ``torch.nn.Module`` when called without arguments. The network
 random batch of ``--batch-size`` samples of shape ``--input-shape`` (seeded). Output:
 ``edgesplit`` / ``tinyfel`` write the canonical ``layers`` list of that model (drop it into
 an instance), ``profile`` the full layer profile (every column, measured times).
-Exit codes: 0 written, 2 bad input (unimportable module, bad shape or blocks, no PyTorch).
+Exit codes: 0 written, 2 bad input (unimportable module, bad shape or blocks, no PyTorch),
+3 internal error.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
 KEY is a field path of the canonical instance JSON (``bandwidth_hz``, ``devices[2].flops_per_s``).
 Prints one row per KEY (see :func:`edgeopt.analysis.sensitivity.local_sensitivity`); with
 ``--tornado`` adds J at p (1 -+ FRACTION). ``--out`` writes the table as CSV, ``--plot`` the
-tornado chart (with ``--tornado``) or the elasticity bars. Exit codes: 0 done, 2 bad input.
+tornado chart (with ``--tornado``) or the elasticity bars. Exit codes: 0 done, 2 bad input,
+3 solver or internal error.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _compute(args: argparse.Namespace):
         tornado = None
         if args.tornado is not None:
             tornado = tornado_data(model, params, args.tornado, args.method, args.solver)
-    except (FieldPathError, ValueError, RuntimeError) as error:
+    except (FieldPathError, ValueError) as error:  # a solver failure (RuntimeError) is exit 3
         raise _BadInput(str(error)) from None
     if tornado is None:
         return table, (plot_elasticities(table) if args.plot else None)

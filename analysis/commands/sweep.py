@@ -10,7 +10,7 @@ see :mod:`edgeopt.models.paths`); several ``--param`` make a full grid.
 ``lin:START:STOP:NUM`` is NUM evenly spaced values, ``log:START:STOP:NUM`` NUM values evenly
 spaced in log scale from START to STOP (both > 0). A value written as an integer literal is an
 int (integer fields such as ``rounds`` need one), ``true``/``false`` are booleans, other
-numbers floats, anything else a string. Exit codes: 0 done, 2 bad input.
+numbers floats, anything else a string. Exit codes: 0 done, 2 bad input, 3 internal error.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ flag means both. ``--quick`` uses the small set of configurations (seconds; the 
 trains TinyFEL's 20-device preset and takes much longer). ``--json`` prints the list
 of checks (name, kind, passed, ...; simulated checks add measured, bound and seeds).
 Exit codes: 0 every check passed, 1 a step or bound failed (its configuration is printed),
-2 bad input (unknown model, no verifier, bad option).
+2 bad input (unknown model, no verifier, bad option), 3 internal error.
 """
 
 from __future__ import annotations
