@@ -156,7 +156,7 @@ def test_a_reader_closing_the_pipe_early_is_not_an_error():
 def test_bare_edgeopt_prints_help_and_exits_0():
     done = run()
     assert done.returncode == 0 and "usage: edgeopt" in done.stdout and "solve" in done.stdout
-    assert "Exit codes" in done.stdout
+    assert "exit codes:" in done.stdout
 
 
 def test_version_is_the_package_version():
