@@ -278,6 +278,16 @@ def result_schema(model_id: str) -> dict[str, Any]:
         "breakdown": {"type": "object", "additionalProperties": {"type": "array"}},
         "options": {"type": "object"},
         "trace": {"type": "array", "items": {"type": "object"}},
+        "result_status": {"enum": sorted(s.value for s in Status),
+                          "description": "the exact status (status is the canonical v1 one)"},
+        "gap": {**number, "description": "relative gap (objective - bound) / |objective|"},
+        "timings": {"type": "object", "description": "seconds: build_s, solve_s, wall_s, "
+                    "solver_reported_s (the solver's own figure, or null)"},
+        "instance_sha256": {"type": ["string", "null"],
+                            "description": "SHA-256 of the instance's canonical JSON, sorted keys"},
+        "device_names": {"type": "array", "items": {"type": "string"}},
+        "solution_keys": {"type": "array", "items": {"type": "string"},
+                          "description": "which top-level fields are the solution"},
     }
     required = ["model", "status", "objective", "bound", *solution, "method", "solver", "wall_time_s"]
     return {
