@@ -233,7 +233,7 @@ class Result:
             options=dict(document.get("options") or {}),
             seed=document.get("seed"),
             trace=trace,
-            termination=document.get("termination"),
+            termination=_termination(document),
             verified=document.get("verified"),
             message=document.get("message"),
             infeasible_reason=document.get("infeasible_reason"),
@@ -325,11 +325,23 @@ class Result:
 
 _REQUIRED_KEYS = ("model", "status", "objective", "bound", "method", "solver", "wall_time_s")
 _ENVELOPE_KEYS = frozenset(_REQUIRED_KEYS) | {
-    "message", "infeasible_reason", "termination", "solver_version", "seed", "verified",
+    "message", "infeasible_reason", "termination", "termination_detail", "solver_version", "seed", "verified",
     "breakdown", "options", "trace", "result_status", "gap", "timings", "instance_sha256",
     "device_names", "solution_keys",
 }
 """Fields of a result document that are not solution fields or extras."""
+
+
+def _termination(document: dict[str, Any]) -> Termination | None:
+    """The Termination of a result document: its text form and detail (a document written
+    before Termination existed may hold a method's own word, coerced as on construction)."""
+    text = document.get("termination")
+    if text is None:
+        return None
+    try:
+        return Termination.parse(text, document.get("termination_detail"))
+    except ValueError:
+        return Termination.coerce(text)
 
 
 def _fmt(value: float | None) -> str:
