@@ -109,7 +109,7 @@ def _incumbent(model: FLEnergyModel, deadline: Deadline, backend: str, version: 
                message: str, status: Status = Status.TIME_LIMIT, termination: Termination | str = TIME_LIMIT_REACHED) -> Result:
     """The equal-share point with the dual bound at the bracket's high price (cheap, valid)."""
     bandwidth = equal_share(model)
-    bound = at_price(model, price_bracket(model)[1]).dual
+    bound = max(at_price(model, price_bracket(model)[1]).dual, 0.0)  # energy is never negative
     return make_result(model, METHOD, status, cheapest_frequency(bandwidth, model.fleet), bandwidth,
                        bound=bound, build_s=build_s, solve_s=deadline.elapsed - build_s, solver=backend,
                        solver_version=version, termination=termination, message=message)

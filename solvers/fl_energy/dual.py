@@ -34,7 +34,7 @@ class _Search:
 
     def __init__(self, model: FLEnergyModel):
         self.model = model
-        self.bound = -np.inf
+        self.bound = 0.0  # energy is never negative; the dual function can be, far from the optimal price
         self.energy = np.inf
         self.bandwidth: np.ndarray | None = None
         self.rows: list[dict[str, float]] = []
