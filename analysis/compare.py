@@ -195,10 +195,11 @@ def speedup_table(
         baselines = [s.method for s in specs if s.kind == "baseline"]
     results = {"exact": solve(model, exact)}
     results.update({method: solve(model, method) for method in [*heuristics, *baselines]})
-    reference = results["exact"].objective if results["exact"].feasible else float("nan")
+    exact_objective = results["exact"].objective if results["exact"].feasible else None
+    reference = float("nan") if exact_objective is None else exact_objective
     rows = []
     for result in results.values():
-        feasible = result.feasible
+        objective = result.objective if result.feasible else None
         rounds = result.extras.get("rounds_used")
         rows.append(
             {
@@ -206,9 +207,9 @@ def speedup_table(
                 "method": result.method,
                 "kind": solvers_for(result.model).spec(result.method).kind,
                 "status": result.status.value,
-                "per_round_s": result.objective / rounds if feasible and rounds else float("nan"),
-                "total_s": result.objective if feasible else float("nan"),
-                "speedup": result.objective / reference if feasible else result.status.value,
+                "per_round_s": objective / rounds if objective is not None and rounds else float("nan"),
+                "total_s": float("nan") if objective is None else objective,
+                "speedup": result.status.value if objective is None else objective / reference,
             }
         )
     return pd.DataFrame(rows)

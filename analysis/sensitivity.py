@@ -101,7 +101,7 @@ def objective_of(result: Result | None) -> float:
     return float(result.objective)
 
 
-def integer_decisions(model: Any, result: Result | None) -> dict[str, tuple | int]:
+def integer_decisions(model: Any, result: Result | None) -> dict[str, tuple | int | None]:
     """The values of the decisions ``model.variables`` declares integer or binary: a tuple
     for a per-device list, the number itself for a scalar decision (e.g. two_stage's rounds;
     None when the result has no point)."""
@@ -161,7 +161,8 @@ def local_sensitivity(
     if math.isnan(base_value):
         raise ValueError(f"no verified point at the base instance ({base.status.value}): "
                          f"{base.message or 'nothing to differentiate'}")
-    found, note = ({}, "duals not requested")
+    found: dict[str, tuple[float, bool]] = {}
+    note = "duals not requested"
     if duals:
         found, note = dual_derivatives(model, base, dual_method, dual_solver, dual_fields)
     rows = []
@@ -289,7 +290,7 @@ def one_at_a_time(
     for value in values:
         value = _with_integer_type(value, integer)
         result = solve_at(model, {param: value}, method, solver)
-        row = {
+        row: dict[str, float | str | tuple | None] = {
             param: value,
             "status": "invalid" if result is None else result.status.value,
             "objective": objective_of(result),

@@ -382,7 +382,9 @@ def _per_unit(profile: LayerProfile) -> tuple[pd.DataFrame, float, float]:
                 "bwd_s": unit.bwd_time_s,
                 "fwd_flops_per_s": fwd / unit.fwd_time_s if unit.fwd_time_s else float("nan"),
                 "bwd_flops_per_s": bwd / unit.bwd_time_s if unit.bwd_time_s else float("nan"),
-                "bwd_fwd_time_ratio": unit.bwd_time_s / unit.fwd_time_s,
+                "bwd_fwd_time_ratio": (unit.bwd_time_s / unit.fwd_time_s
+                                       if unit.fwd_time_s and unit.bwd_time_s is not None
+                                       else float("nan")),
                 "bwd_fwd_flop_ratio": bwd / fwd if fwd else float("nan"),
             }
         )

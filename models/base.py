@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel
 
@@ -129,27 +129,27 @@ class Model(ABC):
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> Model:
+    def from_dict(cls, document: dict[str, Any]) -> Self:
         """Validate a canonical JSON document (already parsed) and build the model."""
         instance = validate_document(cls.schema, document, context=f"{cls.model_id} instance")
         return cls(instance)
 
     @classmethod
-    def from_json(cls, text: str) -> Model:
+    def from_json(cls, text: str) -> Self:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Model:
+    def from_file(cls, path: str | Path) -> Self:
         return cls.from_json(Path(path).read_text())
 
     @classmethod
-    def from_kwargs(cls, **fields: Any) -> Model:
+    def from_kwargs(cls, **fields: Any) -> Self:
         """Build from keyword arguments named as the canonical JSON fields."""
         document = {"model": cls.model_id, "version": cls.version, **fields}
         return cls.from_dict(document)
 
     @classmethod
-    def preset(cls, name: str, **options: Any) -> Model:
+    def preset(cls, name: str, **options: Any) -> Self:
         """A preset instance: see the model's ``presets.preset`` for names and options."""
         return cls(importlib.import_module(cls.presets_module).preset(name, **options))
 
@@ -158,7 +158,7 @@ class Model(ABC):
         """The names :meth:`preset` accepts."""
         return list(importlib.import_module(cls.presets_module).preset_names())
 
-    def with_changes(self, changes: Mapping[str, Any] | None = None, /, **fields: Any) -> Model:
+    def with_changes(self, changes: Mapping[str, Any] | None = None, /, **fields: Any) -> Self:
         """A new model with fields changed and validated again; this model never changes.
 
         ``changes`` maps field paths (see :mod:`edgeopt.models.paths`) to values, keywords

@@ -193,7 +193,7 @@ def _locations(document: Any, parts: tuple[Part, ...], path: str, create: bool) 
             else:
                 if not isinstance(value, list):
                     raise FieldPathError(path, f"{where} is not a list")
-                if part is EVERY:
+                if isinstance(part, _Every):
                     nxt.extend((*location, index) for index in range(len(value)))
                 elif part >= len(value):
                     raise FieldPathError(

@@ -150,11 +150,12 @@ class Result:
                 "wall_time_s": self.timings.wall_s,
             }
         )
+        termination = Termination.coerce(self.termination)  # a Termination since __post_init__
         optional = {
             "message": self.message,
             "infeasible_reason": self.infeasible_reason,
-            "termination": None if self.termination is None else str(self.termination),
-            "termination_detail": None if self.termination is None else self.termination.detail,
+            "termination": None if termination is None else str(termination),
+            "termination_detail": None if termination is None else termination.detail,
             "solver_version": self.solver_version,
             "seed": self.seed,
             "verified": None if self.verified is None else bool(self.verified),

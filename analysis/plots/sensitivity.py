@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from edgeopt.analysis.plots.axes import figure_and_axes
@@ -17,7 +18,7 @@ HEIGHT_PER_BAR = 0.45
 """Figure height per horizontal bar [inch]."""
 
 
-def _bar_figure(count: int, ax=None) -> tuple[Figure, object]:
+def _bar_figure(count: int, ax: Axes | None = None) -> tuple[Figure, Axes]:
     return figure_and_axes(ax, (7.0, max(2.5, HEIGHT_PER_BAR * count + 1.5)))
 
 

@@ -102,7 +102,8 @@ class LayerProfile:
         if not self.measured:
             raise ValueError("no measured times: profile with measure=True")
         work = self.batch_size * sum(u.fwd_flops + u.bwd_flops for u in self.units)
-        seconds = sum(u.fwd_time_s + u.bwd_time_s for u in self.units)  # type: ignore[operator]
+        seconds = sum(u.fwd_time_s + u.bwd_time_s for u in self.units
+                      if u.fwd_time_s is not None and u.bwd_time_s is not None)
         return work / seconds
 
     def edgesplit_layers(self) -> list[dict[str, Any]]:

@@ -392,14 +392,14 @@ def profile(
             by_key.setdefault(key, []).append((name, p.numel() * p.element_size()))
     param_bytes = [0] * count
     param_names: list[list[str]] = [[] for _ in range(count)]
-    unused = []
-    for key, unit in param_keys.items():
+    unused: list[str] = []
+    for key, owner in param_keys.items():
         entries = by_key.get(key, [])
-        if unit is None:
+        if owner is None:
             unused.extend(name for name, _ in entries)
             continue
-        param_names[unit].extend(name for name, _ in entries)
-        param_bytes[unit] += sum(size for _, size in entries)
+        param_names[owner].extend(name for name, _ in entries)
+        param_bytes[owner] += sum(size for _, size in entries)
     notes = []
     if unused:
         notes.append(f"parameters never used in the forward pass (not counted): {sorted(unused)}")

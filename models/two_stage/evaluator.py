@@ -104,11 +104,11 @@ def evaluate(inst: TwoStageInstance, decision: dict[str, Any]) -> TwoStageEvalua
             rounds_ok = False
             amount = 1.0 if value is None else max(value - cap, -value)
             flag("rounds", amount, "count", f"rounds: {key} = {raw!r} must be an integer in 0..{cap}")
+    # Both counts are integers when rounds_ok; otherwise a missing count reads as 0.
+    M, N = (M or 0), (N or 0)
     if rounds_ok and M + N < 1:
         rounds_ok = False
         flag("rounds", 1, "count", "rounds: pretrain_rounds + finetune_rounds must be >= 1")
-    if not rounds_ok:
-        M, N = (M or 0), (N or 0)
 
     # ---- per-round fine-tuning values (stage-constant lists repeated, or per_round) ------
     batch0 = per_device_values(decision, "finetune_batch", K)
@@ -142,8 +142,9 @@ def evaluate(inst: TwoStageInstance, decision: dict[str, Any]) -> TwoStageEvalua
     psi = q = energy = delay = t_s = None
     round_times: list[float] = []
     if usable:
-        D = float(D) if M > 0 else 0.0
-        f_s = float(f_s) if M > 0 else 0.0
+        # usable: both are numbers when M > 0 (_batch / _positive flag a missing one).
+        D = float(D) if M > 0 and D is not None else 0.0
+        f_s = float(f_s) if M > 0 and f_s is not None else 0.0
         t_s = server.cycles_per_sample * D / f_s if M > 0 else 0.0
         e_s = server.capacitance * server.cycles_per_sample * D * f_s**2 if M > 0 else 0.0
         parts = [M * e_s]
@@ -170,24 +171,24 @@ def evaluate(inst: TwoStageInstance, decision: dict[str, Any]) -> TwoStageEvalua
         energy = math.fsum(parts)
         delay = math.fsum([M * t_s, *round_times])
         psi, q = _psi(inst, M, D, [row[0] for row in rows])
-        for name, value, budget, unit in (
+        for name, total, budget, unit in (
             ("energy", energy, inst.energy_budget_j, "J"),
             ("delay", delay, inst.delay_budget_s, "s"),
         ):
-            excess = value / budget - 1.0
+            excess = total / budget - 1.0
             if excess > BUDGET_RTOL:
                 flag(name, excess, "relative",
-                     f"{name}: {value:.9g} {unit} > budget {budget:.9g} {unit} "
-                     f"(over by {value - budget:.6g} {unit})")
-        for name, key, value in (("reported_energy", "energy_j", energy),
+                     f"{name}: {total:.9g} {unit} > budget {budget:.9g} {unit} "
+                     f"(over by {total - budget:.6g} {unit})")
+        for name, key, total in (("reported_energy", "energy_j", energy),
                                  ("reported_delay", "delay_s", delay)):
             claim = decision.get(key)
             if claim is None:
                 continue
-            gap = abs(float(claim) - value) / max(abs(value), 1e-300)
+            gap = abs(float(claim) - total) / max(abs(total), 1e-300)
             if not gap <= REPORT_RTOL:
                 flag(name, gap if math.isfinite(gap) else math.inf, "relative",
-                     f"{name}: reported {key} = {claim!r} but the evaluator finds {value:.12g}")
+                     f"{name}: reported {key} = {claim!r} but the evaluator finds {total:.12g}")
 
     violations = {name: 0.0 for name in CONSTRAINT_NAMES}
     for issue in issues:
@@ -313,8 +314,15 @@ def _psi(inst: TwoStageInstance, M: int, D: float, batches: list) -> tuple[float
     if learning.bound == "squared_shift":
         a1 = delta * delta
     else:
-        a1 = 2.0 * (1.0 - L * eta) * learning.grad_bound * delta + L * eta * delta * delta
-    weights = [d.weight for d in inst.devices]
+        G = learning.grad_bound
+        if G is None:  # the schema requires it with linear_shift
+            raise ValueError("learning.grad_bound is required when bound is 'linear_shift'")
+        a1 = 2.0 * (1.0 - L * eta) * G * delta + L * eta * delta * delta
+    weights: list[float] = []
+    for device in inst.devices:
+        if device.weight is None:  # the schema fills absent weights with 1/K
+            raise ValueError(f"device {device.name!r} has no weight: validate the instance first")
+        weights.append(device.weight)
     terms = [M / D] if M > 0 else []
     for batch in batches:
         terms += [w * w / float(b) for w, b in zip(weights, batch)]
