@@ -33,6 +33,8 @@ def best_cuts(
     table = model.options
     comm = safe_divide(table.bandwidth_seconds, bandwidth_hz[:, None])
     if model.shared:
+        if shares is None:
+            raise ValueError("shared server mode needs the server shares")
         server = safe_divide(table.server_flops, shares[:, None])
     else:
         server = table.server_s
@@ -81,6 +83,8 @@ def solve_alternating(
         _, makespan, bandwidth, shares = allocate_for_cuts(model, cuts)
         rows.append({"iteration": iteration, "makespan_s": makespan, "cuts_changed": changed})
 
+    if cuts is None:
+        raise ValueError("the alternation stopped before its first partition step")
     table = model.options
     columns = table.index_of(cuts)
     traffic_everywhere = bool(np.all(table.bandwidth_seconds[table.feasible] > 0))

@@ -45,13 +45,12 @@ def solve_common_cut(model: EdgeSplitModel, *, backend=None, time_limit=None, se
             model, "baseline_common_cut", "common_cut",
             "no cut fits the memory of every device; the smallest device memory rules out every common cut",
         )
-    best = None
+    candidates = []
     for cut in common:
         cuts = np.full(model.n_devices, cut)
         _, makespan, bandwidth, shares = allocate_for_cuts(model, cuts)
-        if best is None or makespan < best[0]:
-            best = (makespan, cuts, bandwidth, shares)
-    _, cuts, bandwidth, shares = best
+        candidates.append((makespan, cuts, bandwidth, shares))
+    _, cuts, bandwidth, shares = min(candidates, key=lambda candidate: candidate[0])  # first best
     return make_result(model, "baseline_common_cut", Status.FEASIBLE, cuts, bandwidth, shares,
                        solve_s=time.perf_counter() - started)
 

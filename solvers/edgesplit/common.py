@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.models.edgesplit import EdgeSplitModel
+from edgeopt.solvers.common.termination import Termination
 from edgeopt.solvers.result import Result, Status, Timings
 from edgeopt.solvers.result import infeasible_result as generic_infeasible
 
@@ -36,6 +37,8 @@ def breakdown(
     col = table.index_of(cuts)
     device_s = table.device_s[rows, col]
     if model.shared:
+        if shares is None:
+            raise ValueError("shared server mode needs the server shares")
         server_s = safe_divide(table.server_flops[rows, col], shares)
     else:
         server_s = table.server_s[rows, col]
@@ -58,7 +61,7 @@ def make_result(
     solve_s: float = 0.0,
     solver_reported_s: float | None = None,
     trace: Any = None,
-    termination: str | None = None,
+    termination: Termination | str | None = None,
     message: str | None = None,
     schedule: str = "parallel",
     full_local: bool = False,
@@ -78,6 +81,8 @@ def make_result(
     parts = breakdown(model, cuts, bandwidth_hz, shares)
     times = parts["device_s"] + parts["server_s"] + parts["comm_s"]
     rounds = model.rounds_used
+    if rounds is None:  # infeasibility() reports an unreachable target before any solve
+        raise ValueError("the convergence target is unreachable: no round count")
     per_round = float(times.sum() if schedule == "sequential" else times.max())
     solution = {
         "cuts": [int(c) for c in cuts],

@@ -62,6 +62,8 @@ def _search(model: EdgeSplitModel, vectors: Iterator[np.ndarray], method: str, d
         if makespan < best_T:
             best_T, best_cuts, best_lower = makespan, cuts, lower
     # Pruned vectors cannot go below best_T*(1 - 1e-12); evaluated ones are >= best_T.
+    if best_cuts is None:
+        raise ValueError("no cut vector has a finite round time")
     lower_bound = min(best_lower, best_T * (1 - 1e-12)) if status is Status.OPTIMAL else None
     _, _, bandwidth, shares = allocate_for_cuts(model, best_cuts)
     return make_result(

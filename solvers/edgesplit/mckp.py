@@ -105,15 +105,15 @@ def dedicated_columns(model: EdgeSplitModel, T: float) -> Columns:
 def _pareto(device: np.ndarray, option: np.ndarray, p: np.ndarray, q: np.ndarray) -> Columns:
     """Keep, per device, the columns not dominated in (p, q); among equal ones the first."""
     order = np.lexsort((q, p, device))
-    keep = []
+    kept: list[int] = []
     best_q, owner = math.inf, -1
     for j in order:
         if device[j] != owner:
             best_q, owner = math.inf, device[j]
         if q[j] < best_q:
-            keep.append(j)
+            kept.append(j)
             best_q = q[j]
-    keep = np.array(keep, dtype=int)
+    keep = np.array(kept, dtype=int)
     return Columns(device[keep], option[keep], p[keep], q[keep])
 
 
@@ -129,18 +129,18 @@ def shared_columns(model: EdgeSplitModel, T: float, grid: int) -> Columns:
     usable = table.feasible & ((slack > 0) | (~(d > 0) & ~(e > 0) & (slack >= 0)))
     # Options needing one resource (or none) give it the whole slack: one column.
     device, option = np.nonzero(usable & ~both)
-    p = [np.where(d > 0, d / safe, 0.0)[device, option]]
-    q = [np.where(e > 0, e / safe, 0.0)[device, option]]
+    p_parts = [np.where(d > 0, d / safe, 0.0)[device, option]]
+    q_parts = [np.where(e > 0, e / safe, 0.0)[device, option]]
     devices, options = [device], [option]
     split_device, split_option = np.nonzero(usable & both)
     t = safe[split_device, split_option]
     for theta in thetas:
         devices.append(split_device)
         options.append(split_option)
-        p.append(d[split_device, split_option] / (theta * t))
-        q.append(e[split_device, split_option] / ((1 - theta) * t))
+        p_parts.append(d[split_device, split_option] / (theta * t))
+        q_parts.append(e[split_device, split_option] / ((1 - theta) * t))
     device, option = np.concatenate(devices), np.concatenate(options)
-    p, q = np.concatenate(p), np.concatenate(q)
+    p, q = np.concatenate(p_parts), np.concatenate(q_parts)
     fits = (p <= 1.0) & (q <= 1.0)
     return _pareto(device[fits], option[fits], p[fits], q[fits])
 

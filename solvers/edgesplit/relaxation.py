@@ -274,10 +274,15 @@ def build_program(data: ScaledOptions, parametric: bool = False) -> Program:
 
 def set_numbers(program: Program, data: ScaledOptions) -> None:
     """Write the numbers of ``data`` into a parametric ``program`` of the same structure."""
+    if not isinstance(program.fixed, cp.Parameter):
+        raise TypeError("set_numbers needs a program built with parametric=True")
     program.fixed.value = data.fixed
     for resource, need in ((program.bandwidth, data.link), (program.server, data.server)):
-        if resource is not None:
-            resource.root.value = 2.0 * np.sqrt(need[resource.active])
+        if resource is None:
+            continue
+        if not isinstance(resource.root, cp.Parameter) or need is None:
+            raise TypeError("set_numbers needs a parametric program of the same structure")
+        resource.root.value = 2.0 * np.sqrt(need[resource.active])
 
 
 def option_prices(
@@ -352,8 +357,9 @@ def _run(
     the previous solve where the backend allows it (Clarabel: its solver object, data updated
     in place; SCS: the previous solution as starting point; ECOS: nothing)."""
     settings = dict(SOLVER_SETTINGS[backend], warm_start=warm_start)
-    if deadline.seconds is not None and backend in TIME_LIMIT_KEYS:
-        settings[TIME_LIMIT_KEYS[backend]] = max(deadline.remaining, 1e-3)
+    remaining = deadline.remaining
+    if remaining is not None and backend in TIME_LIMIT_KEYS:
+        settings[TIME_LIMIT_KEYS[backend]] = max(remaining, 1e-3)
     if deadline.expired:
         return "not_started", "time limit reached before the solve"
     try:
@@ -407,6 +413,8 @@ def relaxed_point(
     options ``index`` of ``data`` (None: all of them); repeated options add up, options
     outside ``index`` get 0, and options without traffic get u = 0 (as in the full program)."""
     index = np.arange(data.device.size) if index is None else index
+    if program.x.value is None:
+        raise ValueError("the program has no solution to read")
     x = np.zeros(data.device.size)
     np.add.at(x, index, program.x.value)
     own_units = np.zeros(index.size)
@@ -431,13 +439,16 @@ def read_solution(
     mu, lam, nu = multipliers(program)
     bound = max(data.fixed_bound, dual_bound(data, mu, lam, nu))
     cuts = round_cuts(data, model, *relaxed_point(program, data, index))
-    inst, factor = model.instance, model.rounds_used * data.scale * data.n_devices
+    rounds = model.rounds_used
+    if rounds is None:  # infeasibility() reports an unreachable target before any solve
+        raise ValueError("the convergence target is unreachable: no round count")
+    inst, factor = model.instance, rounds * data.scale * data.n_devices
     duals = {"bandwidth_budget": -factor * lam / inst.bandwidth_hz}
     by_field = {"bandwidth_hz": duals["bandwidth_budget"]}
     if model.shared:
         duals["server_budget"] = -factor * nu / inst.server_flops_per_s
         by_field["server_flops_per_s"] = duals["server_budget"]
-    value = model.rounds_used * data.scale * float(program.problem.value)
+    value = rounds * data.scale * float(program.problem.value)
     return bound, cuts, {"relaxation_value_s": value, "duals": duals, "duals_by_field": by_field}
 
 

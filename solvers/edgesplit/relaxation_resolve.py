@@ -131,7 +131,7 @@ class ParametricRelaxation:
         data = ScaledOptions.from_model(model)
         self.structure = data.structure
         self.program = build_program(data, parametric=True)
-        if not self.program.problem.is_dcp(dpp=True):
+        if not self.program.problem.is_dpp():
             raise RuntimeError("the parametric perspective relaxation is not DPP")
         self.restricted: dict[int, Program] = {}
         self.warm: Warm | None = None
@@ -163,6 +163,8 @@ class ParametricRelaxation:
         """Column generation from the last solve (see the class docstring): the Result once
         certified or out of time, None to fall back to the full program."""
         warm = self.warm
+        if warm is None:
+            return None
         keep, score = warm.support, option_prices(data, warm.mu, warm.lam, warm.nu)
         if score is None:
             return None

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.models.fl_energy import FLEnergyModel, derived
+from edgeopt.solvers.common.termination import Termination
 from edgeopt.solvers.result import Result, Status, Timings
 
 
@@ -30,7 +31,7 @@ def make_result(
     solver: str | None = None,
     solver_version: str | None = None,
     solver_reported_s: float | None = None,
-    termination: str | None = None,
+    termination: Termination | str | None = None,
     trace: Any = None,
     message: str | None = None,
     extras: dict[str, Any] | None = None,

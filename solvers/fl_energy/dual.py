@@ -17,7 +17,7 @@ import pandas as pd
 from edgeopt.models.fl_energy import FLEnergyModel
 from edgeopt.models.fl_energy.derived import cheapest_frequency
 from edgeopt.solvers.common.deadline import Deadline
-from edgeopt.solvers.common.termination import TIME_LIMIT_REACHED
+from edgeopt.solvers.common.termination import TIME_LIMIT_REACHED, Termination
 from edgeopt.solvers.fl_energy.common import make_result
 from edgeopt.solvers.fl_energy.pricing import at_price, device_energy, price_bracket, spend_budget
 from edgeopt.solvers.result import Result, Status
@@ -56,7 +56,10 @@ class _Search:
     def gap(self) -> float:
         return float((self.energy - self.bound) / abs(self.energy))
 
-    def result(self, method: str, status: Status, deadline: Deadline, termination: str | None) -> Result:
+    def result(self, method: str, status: Status, deadline: Deadline,
+               termination: Termination | str | None) -> Result:
+        if self.bandwidth is None:
+            raise RuntimeError("no price gave a finite energy: nothing to report")
         frequency = cheapest_frequency(self.bandwidth, self.model.fleet)
         return make_result(self.model, method, status, frequency, self.bandwidth, bound=self.bound,
                            solve_s=deadline.elapsed, termination=termination,
