@@ -54,7 +54,11 @@ def min_bandwidth(rate_bps: np.ndarray | float, snr_hz: np.ndarray | float) -> n
         w = lambertw(-ai * np.exp(-ai), k=-1).real
         with np.errstate(divide="ignore", invalid="ignore"):
             result[inside] = -q[inside] * LN2 / (w + ai)
-        for i in inside:
+        b = result[inside]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            miss = np.abs(b * np.log1p(s[inside] / b) / LN2 - q[inside])
+        clear = np.isfinite(b) & (b > 0) & (miss <= 0.5 * RATE_RTOL * q[inside])
+        for i in inside[~clear]:  # the scalar check decides; the vector one only screens
             b = result[i]
             if not (math.isfinite(b) and b > 0) or abs(_rate(b, s[i]) - q[i]) > RATE_RTOL * q[i]:
                 result[i] = _bracketed(float(q[i]), float(s[i]), b)

@@ -1,24 +1,33 @@
 """``bisection_mckp``: exact P1 by bisection on the latency T with a multiple-choice
-knapsack MILP per step, solved by HiGHS (spec §5.1).
+knapsack check per step (spec §5.1).
 
 At a fixed T every device picks one column: "none" (b = 0, no coverage) or an option n
 whose minimum bandwidth b-hat_k,n(T) (Lambert W, rate cap, energy minimum) is finite and at
-most B. One MILP decides
+most B. A choice fits when
 
     sum_o y_k,o = 1 for all k;   sum c y <= 1 (c = b-hat/B);   sum g y >= 1 - eps0/G^2;
-    sum_{k, o != none} y_k,o >= K_min;   minimise sum c y,
+    sum_{k, o != none} y_k,o >= K_min,
 
 with g = p_k rho_n (minus N's coefficient / G^2 with ``include_noise_in_budget``, whose
-constant then moves to the right-hand side). Feasibility is monotone in T (b-hat does not
-increase), so T* is bisected from T_lo = 0 and T_hi doubled from max_k Tcmp_k,n_min to
-T_hi - T_lo <= 1e-10 T_hi. The options accepted at T_hi are polished by :func:`equalise`;
-``objective`` = T_pol + T_dl, ``bound`` = T_lo + T_dl.
+constant then moves to the right-hand side). Each check is decided by
+:mod:`~edgeopt.solvers.tinyfel.lagrangian`: the Lagrangian dual proves most latencies
+infeasible outright, its minimisers answer most feasible ones, and reduced-cost fixing
+leaves a handful of free devices for an exact frontier search (HiGHS when that frontier
+grows too large). :func:`choose` is the same knapsack as one HiGHS MILP (used by the P2
+sweep, the baselines and the starts of other methods).
+
+Feasibility is monotone in T (b-hat does not increase). T_lo is the last latency the dual
+proves infeasible (the LP relaxation's latency, bisected to :data:`TOLERANCE`); T_hi is the
+first latency above it, in growing steps, with a fitting choice; then halving steps
+alternate with probes just below T_hi (T_hi drops to the equalised latency of every choice
+found) until T_hi - T_lo <= 1e-10 T_hi. The options accepted at T_hi are polished by
+:func:`equalise`; ``objective`` = T_pol + T_dl, ``bound`` = T_lo + T_dl.
 
 Decision the spec leaves open: the evaluator checks the bias budget with no tolerance, so
-the coverage row is tightened by :data:`COVERAGE_MARGIN` (unit of G^2) and HiGHS's
-feasibility tolerances are set to 1e-9; configurations within that margin of the budget
-count as infeasible. Before bisecting, the MILP is solved at T = inf (energy minima only):
-if it is infeasible the instance is reported infeasible (``bandwidth``).
+the coverage row is tightened by :data:`COVERAGE_MARGIN` (unit of G^2); configurations
+within that margin of the budget count as infeasible. Before bisecting, the check is run at
+T = inf (energy minima only): if nothing fits the instance is reported infeasible
+(``bandwidth``).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from edgeopt.models.tinyfel import TinyFELModel
 from edgeopt.solvers.common.deadline import Deadline
 from edgeopt.solvers.highs_choice import INFINITY, chosen_columns, highs_version, solve_choice
 from edgeopt.solvers.result import Result, Status
+from edgeopt.solvers.tinyfel import lagrangian
 from edgeopt.solvers.tinyfel.common import equalise, finish_times, infeasible_result, make_result
 
 TOLERANCE = 1e-10
@@ -49,6 +59,14 @@ HIGHS_TOLERANCE = 1e-9
 BANDWIDTH_MARGIN = 2 * HIGHS_TOLERANCE
 """Tightening of the bandwidth row [fraction of B]: a choice HiGHS accepts within its
 tolerance still fits B when equalised."""
+
+HIGHS_SETTINGS = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
+                  "mip_feasibility_tolerance": HIGHS_TOLERANCE}
+"""HiGHS options of every knapsack solve."""
+
+STEP_ABOVE_RELAXATION = 1e-7
+"""First relative step above the relaxation's latency when looking for an accepted T
+(the steps grow fourfold)."""
 
 MAX_WIDENINGS = 200
 """Doublings of T_hi before giving up (the instance is feasible at T = inf)."""
@@ -130,8 +148,7 @@ def choose(
         weights = -gain
     else:
         raise ValueError(f"objective = {objective!r}: must be 'bandwidth', 'bias' or 'feasible'")
-    settings = {"primal_feasibility_tolerance": HIGHS_TOLERANCE,
-                "mip_feasibility_tolerance": HIGHS_TOLERANCE}
+    settings = dict(HIGHS_SETTINGS)
     first_found = objective == "feasible"
     if first_found and math.isfinite(limit):
         settings["objective_bound"] = -(required + margin) + HIGHS_TOLERANCE
@@ -216,21 +233,70 @@ def bisect(
     return Bisection(lower, upper, accepted, rows)
 
 
-def warm_start(model: TinyFELModel) -> Bisection | None:
-    """T_lo = 0 and T_hi = the equalised latency [s] of the ``bcd_admm`` point (``None`` if
-    the heuristic finds none). Only the incumbent comes from the heuristic; every bound
-    still comes from a HiGHS infeasibility proof."""
-    from edgeopt.solvers.tinyfel.bcd_admm import solve_bcd_admm
+def checker(model: TinyFELModel, exact: bool = True) -> Callable[[float], Choice | None]:
+    """The feasibility check at a latency T [s]: the knapsack decided through its
+    Lagrangian dual (:func:`lagrangian.decide`: dual proof, dual point, reduced-cost fixing,
+    then an exact search over the devices left free), with the rows and coverage margin of
+    :func:`choose`. ``exact=False``: only the cheap steps (a rejection proves nothing)."""
+    table = model.options
 
-    heuristic = solve_bcd_admm(model)
-    if heuristic.objective is None or not heuristic.status.has_point:
-        return None
-    choice = (np.asarray(heuristic.solution["selected"], dtype=bool),
-              np.asarray(heuristic.solution["updated_layers"], dtype=int))
-    latency = equalised_latency(model, choice)
-    if latency is None or latency <= 0.0:
-        return None
-    return Bisection(0.0, latency, choice, from_heuristic=True)
+    def check(T: float) -> Choice | None:
+        ks = lagrangian.knapsack(model, table.min_bandwidth(T), 1.0, COVERAGE_MARGIN)
+        columns = lagrangian.decide(ks, HIGHS_SETTINGS, exact=exact)
+        if columns is None:
+            return None
+        return columns > 0, columns
+
+    return check
+
+
+def relaxed_bracket(model: TinyFELModel, tolerance: float = TOLERANCE) -> tuple[float, float]:
+    """(T_lo, T_hi) [s] with T_hi - T_lo <= ``tolerance`` T_hi: the Lagrangian dual proves
+    at T_lo that nothing fits (or T_lo = 0) and does not at T_hi. T_lo is the latency of the
+    LP relaxation of the knapsack (= the exponential-cone relaxation of spec §5.4) within
+    the tolerance, a proven lower bound on T*. Costs O(log(1 / tolerance)) dual
+    maximisations of O(K L) each."""
+    table = model.options
+
+    def proven(T: float) -> bool:
+        ks = lagrangian.knapsack(model, table.min_bandwidth(T), 1.0, COVERAGE_MARGIN)
+        return lagrangian.proves_infeasible(ks, lagrangian.maximise(ks))
+
+    n_min = model.instance.min_updated_layers
+    lower, upper = 0.0, max(float(table.compute_s[:, n_min - 1].max()), MIN_UPPER_S)
+    if not proven(lower):
+        return 0.0, 0.0
+    for _ in range(MAX_WIDENINGS):
+        if not proven(upper):
+            break
+        lower, upper = upper, 2.0 * upper
+    while upper - lower > tolerance * upper:
+        middle = 0.5 * (lower + upper)
+        lower, upper = (middle, upper) if proven(middle) else (lower, middle)
+    return lower, upper
+
+
+def first_fit(
+    check: Callable[[float], Choice | None],
+    lower: float,
+    upper: float,
+    *,
+    proves: bool = True,
+    first_step: float = STEP_ABOVE_RELAXATION,
+) -> Bisection:
+    """From ``upper`` [s] up in growing relative steps (``first_step``, then fourfold) to the
+    first latency that ``check`` accepts. ``proves``: a rejection proves that nothing fits
+    there, so ``lower`` [s] follows; otherwise it stays."""
+    step = first_step
+    for _ in range(MAX_WIDENINGS):
+        accepted = check(upper)
+        if accepted is not None:
+            return Bisection(lower, upper, accepted, from_heuristic=True)
+        if proves:
+            lower = upper
+        upper = max(upper, MIN_UPPER_S) * (1.0 + step)
+        step *= 4.0
+    raise RuntimeError(f"no accepted latency found up to {upper!r} s")
 
 
 def equalised_latency(model: TinyFELModel, choice: Choice) -> float | None:
@@ -263,26 +329,23 @@ def solve_bisection_mckp(
     backend: str | None = None,
     time_limit: float | None = None,
     seed: int | None = None,
-    warm: bool = True,
 ) -> Result:
     """Exact P1 with a proven bound (spec §5.1). ``time_limit`` [s] stops the bisection with
     status ``time_limit`` (the bound stays valid); ``seed`` is unused (HiGHS is deterministic
-    here). ``warm``: start from the ``bcd_admm`` heuristic's point as T_hi (spec §5.1 allows
-    any heuristic), so that one infeasibility proof just below it often ends the search."""
-    if not isinstance(warm, bool):
-        raise ValueError(f"warm = {warm!r}: must be True or False")
+    here).
+
+    Cost: each check is O(K L) per dual evaluation (about 60 per check) plus, only when the
+    dual neither proves nor finds, one HiGHS knapsack over the devices that reduced-cost
+    fixing leaves free (typically a handful: the LP relaxation has at most two fractional
+    devices); the dual bisection and the probes take O(log(1 / TOLERANCE)) checks, so the
+    whole method grows as O(K L log(1 / TOLERANCE)) numpy work plus a few small MILPs."""
     started = time.perf_counter()
     deadline = Deadline(time_limit)
     table = model.options
-    if choose(model, energy_only(model)) is None:
+    check = checker(model)
+    if check(math.inf) is None:
         return unreachable(model, "bisection_mckp")
-
-    def check(T: float) -> Choice | None:
-        return choose(model, table.min_bandwidth(T), objective="feasible")
-
-    start = warm_start(model) if warm else None
-    if start is None:
-        start = bracket(model, check)
+    start = first_fit(check, *relaxed_bracket(model))
     found = bisect(start, check, deadline, lambda c: equalised_latency(model, c))
     selected, layers = found.accepted
     bandwidth = equalise(model, selected, layers, start_s=found.upper)

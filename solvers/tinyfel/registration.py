@@ -76,6 +76,20 @@ SPECS = (
         backends=("clarabel", "ecos", "scs"), supports=_supports("relaxation"),
     ),
     SolverSpec(
+        "relaxation_lagrangian", "tinyfel", "relaxation",
+        f"{_PKG}.dual_rounding:solve_relaxation_lagrangian",
+        "P1 LP relaxation of the knapsack (the same bound as relaxation_expcone) bisected on T "
+        "through its Lagrangian dual, pure numpy: proven lower bound plus the rounded point",
+        frozenset({Cap.REPORTS_BOUND}), supports=_supports("bisection_mckp"),
+    ),
+    SolverSpec(
+        "lagrangian_rounding", "tinyfel", "heuristic",
+        f"{_PKG}.dual_rounding:solve_lagrangian_rounding",
+        "P1 heuristic: a coarse Lagrangian-dual bisection on T, then the dual's minimisers or a "
+        "beam search over the devices left free, equalised; with the dual's proven bound",
+        frozenset({Cap.REPORTS_BOUND}), supports=_supports("bisection_mckp"),
+    ),
+    SolverSpec(
         "bcd_admm", "tinyfel", "heuristic", f"{_PKG}.bcd_admm:solve_bcd_admm",
         "the paper-style heuristic: block-coordinate descent over bandwidth, layers and an lp-box "
         "ADMM selection block, with its trace (spec §5.5), plus our fixed-latency knapsack "
@@ -130,10 +144,11 @@ def choose(model: TinyFELModel, kind: str, backend: str | None) -> str:
                 "use solver='scip' (minlp_perspective)"
             )
         return "bisection_mckp" if linear else "minlp_perspective"
+    linear = _supports("bisection_mckp")(model) is None
     if kind == "relaxation":
-        return "relaxation_expcone"
+        return "relaxation_lagrangian" if linear else "relaxation_expcone"
     if kind == "heuristic":
-        return "bcd_admm"
+        return "lagrangian_rounding" if linear else "bcd_admm"
     raise ValueError(
         f"kind {kind!r} has no default method for tinyfel; name a method: {', '.join(BASELINES)}"
     )
