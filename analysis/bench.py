@@ -340,3 +340,133 @@ def performance_profile(frame: pd.DataFrame, metric: str = "time") -> pd.DataFra
     taus = np.unique(np.concatenate([[1.0], finite]))
     data = {method: [(ratios[method] <= tau).mean() for tau in taus] for method in ratios}
     return pd.DataFrame(data, index=pd.Index(taus, name="tau"))
+
+
+# ---- scaling: devices against seconds, per model and method ---------------------------------
+
+
+@dataclass(frozen=True)
+class ScalingFamily:
+    """A model's default family for :func:`scaling`: preset, fleet sizes, preset keywords,
+    and the stated cost growth of the model's exact methods (id -> statement; the same
+    statement is in each method's docstring)."""
+
+    model_id: str
+    preset: str
+    sizes: tuple[int, ...]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    growth: dict[str, str] = field(default_factory=dict)
+
+
+SCALING_FAMILIES = (
+    ScalingFamily(
+        "edgesplit", "vgg16-cifar10-hetero8", (10, 100, 1000, 10000),
+        growth={"bisection": "O(N |C|) per bisection step (C: candidate cuts), O(log(1/tol)) "
+                             "steps"},
+    ),
+    ScalingFamily(
+        "tinyfel", "resnet18-cifar10-cell", (10, 30, 100, 300, 1000),
+        growth={"bisection_mckp": "O(K L) numpy per dual evaluation, about 60 per knapsack "
+                                  "check, O(log(1/tol)) checks; plus an exact frontier search "
+                                  "over the few devices reduced-cost fixing leaves free"},
+    ),
+    ScalingFamily(
+        "two_stage", "default", (5, 10, 20, 50, 100),
+        growth={"exact": "best-first over blocks of the (M, N) grid: O(log(M_max N_max)) block "
+                         "splits per surviving cell, each bound O(K); one conic solve (size "
+                         "O(K)) per cell not closed by a bound, plus its integer search"},
+    ),
+)
+"""Default families of ``edgeopt bench --scaling`` (sizes = devices)."""
+
+
+def scaling(
+    families: Sequence[ScalingFamily] = SCALING_FAMILIES,
+    methods: Sequence[str] = ("exact", "relaxation", "heuristic"),
+    seeds: Sequence[int] = (0,),
+    sizes: Sequence[int] | None = None,
+    repeats: int = 1,
+    time_limit: float | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`bench` over each family (``sizes`` replaces every family's own), one frame:
+    columns ``model`` and ``method_id`` (the method a kind resolved to) before the
+    :func:`bench` columns. The Results are in ``attrs["results"]`` keyed by (model,
+    instance, label)."""
+    frames, results = [], {}
+    for fam in families:
+        chosen = tuple(sizes) if sizes else fam.sizes
+        frame = bench(family(fam.model_id, fam.preset, chosen, seeds, **fam.overrides),
+                      methods, repeats=repeats, time_limit=time_limit, progress=progress)
+        ran = frame.attrs["results"]
+        frame.insert(0, "model", fam.model_id)
+        frame.insert(1, "method_id", [
+            ran[(i, m)].method if (i, m) in ran else "" for i, m in zip(frame["instance"],
+                                                                        frame["method"])])
+        results.update({(fam.model_id, *key): value for key, value in ran.items()})
+        frame.attrs = {}
+        frames.append(frame)
+    joined = pd.concat(frames, ignore_index=True)
+    joined.attrs["results"] = results
+    return joined
+
+
+def scaling_table(frame: pd.DataFrame,
+                  families: Sequence[ScalingFamily] = SCALING_FAMILIES) -> pd.DataFrame:
+    """One row per (model, method, devices) of a :func:`scaling` frame: the method id, the
+    median time over seeds [s], its ratio to the exact method's median at that size, the
+    solved share, the worst gap to the best objective, the least bound / best objective
+    (NaN without a bound), then per (model, method) the
+    log-log slope of time against devices (least squares over the sizes: the measured
+    growth exponent) and the stated growth of exact methods."""
+    stated = {(f.model_id, method): text for f in families for method, text in f.growth.items()}
+    ran = frame[frame["status"] != SKIPPED]
+    grouped = ran.groupby(["model", "method", "devices"], sort=False)
+    table = pd.DataFrame({
+        "method_id": grouped["method_id"].first(),
+        "median_time_s": grouped["time_s"].median(),
+        "solved_share": grouped["solved"].mean(),
+        "max_gap_to_best_objective": grouped["gap_to_best_objective"].max(),
+        "min_bound_over_best_objective": (ran["bound"] / ran["best_objective"]).groupby(
+            [ran["model"], ran["method"], ran["devices"]], sort=False).min(),
+    }).reset_index()
+    exact = table[table["method"] == "exact"].set_index(["model", "devices"])["median_time_s"]
+    keys = list(zip(table["model"], table["devices"]))
+    table["time_vs_exact"] = [
+        t / exact[k] if k in exact.index and exact[k] > 0 else math.nan
+        for t, k in zip(table["median_time_s"], keys)
+    ]
+    slopes = {}
+    for (model, method), part in table.groupby(["model", "method"], sort=False):
+        usable = part[part["median_time_s"] > 0]
+        slopes[model, method] = (
+            float(np.polyfit(np.log(usable["devices"]), np.log(usable["median_time_s"]), 1)[0])
+            if usable["devices"].nunique() >= 2 else math.nan)
+    table["loglog_slope"] = [slopes[m, k] for m, k in zip(table["model"], table["method"])]
+    table["stated_growth"] = [stated.get((m, i), "") for m, i in
+                              zip(table["model"], table["method_id"])]
+    return table
+
+
+def plot_scaling(table: pd.DataFrame):
+    """Log-log plot of :func:`scaling_table`: devices against median seconds, one panel per
+    model, one line per method. Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(table["model"]))
+    figure, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
+    for axis, model in zip(axes[0], models):
+        part = table[table["model"] == model]
+        for method, line in part.groupby("method", sort=False):
+            label = f"{method} ({line['method_id'].iloc[0]})"
+            axis.loglog(line["devices"], line["median_time_s"], marker="o", label=label)
+        axis.set_title(model)
+        axis.set_xlabel("devices")
+        axis.set_ylabel("median seconds")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure

@@ -29,6 +29,13 @@ order over Psi: a cell stops as soon as another cell's incumbent beats everythin
 bounds, +inf for infeasible parts), and on a time limit also over what is still open. With
 ``prune=False`` nothing is closed by a bound: every feasible cell's integer problem is solved
 (with no cutoff), which the tests use to show that pruning changes nothing.
+
+Cost growth: the block tree has O(log(M_max N_max)) levels above each cell that survives
+the bounds, each block bound costs O(K) plus O(cuts) corner evaluations; each cell not
+closed by a bound costs one conic solve of size O(K), and the few whose relaxation does not
+reach the incumbent an integer search. The grid itself is never enumerated: with the
+``default`` preset at 100 devices and 10,000 x 10,000 round caps (1e8 cells) one relaxed
+solve and 601 block splits close it (0.7 s).
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ SPECS = (
     SolverSpec(
         "sca_grid", "two_stage", "heuristic", f"{_PKG}.sca:solve_sca_grid",
         "the paper's method: successive convex approximation in the original variables per "
-        "cell, 2-D search over (M, N), floor rounding (spec §6.4)",
+        "cell, 2-D search over (M, N), floor rounding (spec §6.4); slower than exact, which "
+        "closes cells with one conic solve and blocks with Lagrangian cuts, where this runs "
+        "an SCA (tens of solves) per visited cell",
         frozenset({Cap.TIME_LIMIT}), backends=("clarabel", "ecos"), supports=_supports("sca"),
         options={
             "rounding": Option("rounding of the relaxed batches", str, default="floor",
