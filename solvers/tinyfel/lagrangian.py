@@ -169,16 +169,17 @@ def maximise(ks: Knapsack) -> Dual:
     for _ in range(ALTERNATIONS):
         if math.isfinite(ks.required):
             found = _least_meeting(
-                lambda t: ks.gain[rows, dual_value(ks, t, mu_up)[1]].sum() >= ks.required)
+                lambda t, mu=mu_up: ks.gain[rows, dual_value(ks, t, mu)[1]].sum() >= ks.required)
             if found is None:
                 return hopeless
-            lam, lam_up = _better(ks, found, lambda t: (t, mu_up)), found[1]
+            lam, lam_up = _better(ks, found, lambda t, mu=mu_up: (t, mu)), found[1]
         if int((dual_value(ks, lam_up, mu_up)[1] > 0).sum()) >= ks.least:
             break
-        found = _least_meeting(lambda t: int((dual_value(ks, lam_up, t)[1] > 0).sum()) >= ks.least)
+        found = _least_meeting(
+            lambda t, lam=lam_up: int((dual_value(ks, lam, t)[1] > 0).sum()) >= ks.least)
         if found is None:
             return hopeless
-        mu, mu_up = _better(ks, found, lambda t: (lam_up, t)), found[1]
+        mu, mu_up = _better(ks, found, lambda t, lam=lam_up: (lam, t)), found[1]
     low = dual_value(ks, lam, mu)[0]
     high, columns = dual_value(ks, lam_up, mu_up)
     if low > high:
