@@ -58,6 +58,18 @@ class Infeasibility:
 
 
 @dataclass(frozen=True)
+class SizeLimit:
+    """A documented limit: ``what`` is limited (a field or a quantity of fields), ``limit``
+    the largest accepted value, ``enforced`` where and how (rejected on reading, or a method
+    that declines), ``why`` the cost the limit keeps in bounds."""
+
+    what: str
+    limit: str
+    enforced: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """What :meth:`Model.evaluate` found for one decision.
 
@@ -121,6 +133,9 @@ class Model(ABC):
     constraints: ClassVar[tuple[ConstraintSpec, ...]]
     objective: ClassVar[str]
     presets_module: ClassVar[str]
+    size_limits: ClassVar[tuple[SizeLimit, ...]] = ()
+    """Limits on an instance's size or on what a method will take on (the model card lists
+    them); ranges of single fields are in the parameter table as well."""
 
     def __init__(self, instance: BaseModel):
         if not isinstance(instance, self.schema):

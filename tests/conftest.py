@@ -7,10 +7,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from edgeopt.models.two_stage import TwoStageModel
 
 DATA = Path(__file__).parent / "data"
+
+settings.register_profile("regular", max_examples=10, deadline=None, print_blob=True)
+settings.register_profile("slow", max_examples=200, deadline=None, print_blob=True)
+"""Hypothesis budgets: ``regular`` for every test run (the property suites take well under a
+minute), ``slow`` with ``pytest --slow`` (20x the examples). Tests scale ``max_examples`` with
+``properties.examples``."""
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="run the property suites with the large hypothesis budget")
+
+
+def pytest_configure(config):
+    settings.load_profile("slow" if config.getoption("--slow") else "regular")
 
 
 def known_answer_path(name: str) -> Path:

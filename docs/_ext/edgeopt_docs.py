@@ -113,6 +113,15 @@ def model_card(model_id: str) -> str:
         ["field", "unit", "allowed", "default", "meaning"],
         [[f"`{r.field}`", r.unit, r.allowed, _default(r.default), r.description] for r in frame.itertuples()],
     )
+    lines += ["", "## Size limits", ""]
+    if cls.size_limits:
+        lines += ["What the model rejects, or a method declines, before any work "
+                  f"(`{cls.__name__}.size_limits`):", ""]
+        lines += _table(["limited", "limit", "enforced", "why"],
+                        [[limit.what, limit.limit, limit.enforced, limit.why]
+                         for limit in cls.size_limits])
+    else:
+        lines += ["None beyond the parameter ranges above."]
     specs = solvers_for(model_id).specs
     lines += ["", "## Methods", "", "What each kind of method guarantees:", ""]
     for kind in sorted({spec.kind for spec in specs}, key=list(KIND_GUARANTEES).index):

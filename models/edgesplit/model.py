@@ -19,6 +19,7 @@ from edgeopt.models.base import (
     Evaluation,
     Infeasibility,
     Model,
+    SizeLimit,
     VariableSpec,
     per_device_values,
 )
@@ -92,6 +93,11 @@ class EdgeSplitModel(Model):
     )
     objective = "J = R * max_i T_i  [s]"
     presets_module = "edgeopt.models.edgesplit.presets"
+    size_limits = (
+        SizeLimit("brute_force, enum_two_resource: prod_i (memory-feasible cuts of device i)",
+                  "2,000,000 cut vectors", "the methods decline",
+                  "they enumerate every cut vector"),
+    )
 
     instance: EdgeSplitInstance
 

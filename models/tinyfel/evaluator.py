@@ -123,7 +123,8 @@ def evaluate(inst: TinyFELInstance, decision: dict[str, Any]) -> TinyFELEvaluati
         bits = 8.0 * math.fsum(layer.param_bytes for layer in layers[s - 1 :]) + inst.header_bits
         snr = device.power_w * device.channel_gain / inst.noise_psd_w_per_hz
         b = bandwidth[k]
-        speed = b * math.log2(1.0 + snr / b) if b > 0 else 0.0
+        # log1p: log2(1 + x) loses the digits of a small x = snr / b (1 + 1e-15 rounds)
+        speed = b * math.log1p(snr / b) / math.log(2.0) if b > 0 else 0.0
         if bits == 0:
             upload = 0.0
         elif speed > 0:

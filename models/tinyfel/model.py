@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.models.base import ConstraintSpec, Infeasibility, Model, VariableSpec
+from edgeopt.models.base import ConstraintSpec, Infeasibility, Model, SizeLimit, VariableSpec
 from edgeopt.models.tinyfel import convergence, evaluator, options
 from edgeopt.models.tinyfel.evaluator import TinyFELEvaluation
 from edgeopt.models.tinyfel.options import OptionTable
@@ -81,6 +81,11 @@ class TinyFELModel(Model):
     )
     objective = "P1: T_round = T + T_dl [s];  P2: R(a,n) * T_round [s]"
     presets_module = "edgeopt.models.tinyfel.presets"
+    size_limits = (
+        SizeLimit("brute_force: prod_k (1 + options of device k)", "100,000 combinations",
+                  "the method declines (its max_combinations option raises the cap)",
+                  "it enumerates every selection and option"),
+    )
 
     instance: TinyFELInstance
 

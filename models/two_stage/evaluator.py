@@ -157,7 +157,8 @@ def evaluate(inst: TwoStageInstance, decision: dict[str, Any]) -> TwoStageEvalua
                 b, f, p = float(batch[k]), float(clock[k]), float(power[k])
                 compute = device.cycles_per_sample * b / f
                 snr = p * gain / (inst.noise_psd_w_per_hz * device.bandwidth_hz)
-                rate = device.bandwidth_hz * math.log2(1.0 + snr)
+                # log1p: log2(1 + snr) loses every digit of a small snr (1 + 1e-15 rounds)
+                rate = device.bandwidth_hz * math.log1p(snr) / math.log(2.0)
                 upload = inst.model_bits / rate
                 e_cmp = device.capacitance * device.cycles_per_sample * b * f**2
                 parts += [e_cmp, p * upload]

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.models.base import ConstraintSpec, Infeasibility, Model, VariableSpec
+from edgeopt.models.base import ConstraintSpec, Infeasibility, Model, SizeLimit, VariableSpec
 from edgeopt.models.two_stage import convergence, derived, evaluator, oracle
 from edgeopt.models.two_stage.convergence import Coefficients
 from edgeopt.models.two_stage.derived import Derived
 from edgeopt.models.two_stage.evaluator import TwoStageEvaluation
 from edgeopt.models.two_stage.oracle import MinEnergy
-from edgeopt.models.two_stage.schema import TwoStageInstance
+from edgeopt.models.two_stage.schema import MAX_GRID_CELLS, MAX_ROUND_CAP, TwoStageInstance
 
 
 class TwoStageModel(Model):
@@ -73,6 +73,15 @@ class TwoStageModel(Model):
     )
     objective = "Psi = [a0 + a1 M + a2 (sum_m 1/D(m) + sum_n sum_k alpha_k^2/B_k(n))]/(M + N)"
     presets_module = "edgeopt.models.two_stage.presets"
+    size_limits = (
+        SizeLimit("max_pretrain_rounds, max_finetune_rounds", f"{MAX_ROUND_CAP:,} each",
+                  "rejected when the instance is read", "the methods search the rounds M, N"),
+        SizeLimit("(max_pretrain_rounds + 1) * (max_finetune_rounds + 1)",
+                  f"{MAX_GRID_CELLS:,} cells", "rejected when the instance is read",
+                  "sca_grid, coarse_to_fine and the baselines prepare every (M, N) cell before "
+                  "their first look at the time limit (~30 us of CPU per cell); the §8 preset "
+                  "has 80,601"),
+    )
 
     instance: TwoStageInstance
 

@@ -124,7 +124,9 @@ def min_energy(
         u_max = max((T - M * ts_min) / N, u_min)
 
         def h_of(u: float) -> float:
-            t_s = (T - N * u) / M
+            # t_s >= ts_min on [u_min, u_max]; the max() keeps rounding from reaching 0 when
+            # M ts_min is below T's last digit (a server clock ~1e21 Hz)
+            t_s = max((T - N * u) / M, ts_min)
             return 2 * A_s / t_s**3 + float(np.sum(inner(u)[1]))
 
         if u_max <= u_min or h_of(u_min) >= 0:

@@ -15,6 +15,8 @@ Rules of spec §3.1 beyond single-field ranges:
 * Round caps and batch caps are integers; integral floats such as 4.0 are accepted and
   written back as integers (booleans are rejected).
 * ``max_pretrain_rounds + max_finetune_rounds >= 1``; device names unique; K >= 1.
+* Size limits (see :data:`MAX_ROUND_CAP`, :data:`MAX_GRID_CELLS`): each round cap <= 100,000
+  and (M_max + 1)(N_max + 1) <= 250,000 grid cells.
 * ``learning``: eta * L <= 1 is an error (the bound needs it, it is never clipped);
   ``bound = linear_shift`` needs ``grad_bound`` G > 0.
 * ``devices[k].channel_gain_schedule`` (extension, §3.3): >= N_max positive gains h_k(n)
@@ -49,6 +51,16 @@ WEIGHT_SUM_TOLERANCE = 1e-9
 
 OPTIMALITY_GAP = 1e-6
 """``optimal`` solutions need (objective - bound) <= 1e-6 objective (spec §3.4)."""
+
+MAX_ROUND_CAP = 100_000
+"""Size limit on ``max_pretrain_rounds`` and on ``max_finetune_rounds`` (each)."""
+
+MAX_GRID_CELLS = 250_000
+"""Size limit on the round grid, (max_pretrain_rounds + 1) * (max_finetune_rounds + 1) cells:
+the grid heuristics and baselines prepare every cell before their first time-limit check (about
+30 microseconds of CPU time per cell), so a larger grid would overrun any time limit; the §8
+preset has 80,601 cells. An instance over a limit is rejected when it is read, before any work,
+with an error naming the field and the limit."""
 
 
 def _integral_float_to_int(value: Any) -> Any:
@@ -177,8 +189,12 @@ class TwoStageInstance(Record):
         unit="J", gt=0, description="whole-job energy budget E_max (server + devices)"
     )
     delay_budget_s: Number = field(unit="s", gt=0, description="whole-job delay budget T_max")
-    max_pretrain_rounds: WholeNumber = field(ge=0, description="cap M_max on pre-training rounds")
-    max_finetune_rounds: WholeNumber = field(ge=0, description="cap N_max on fine-tuning rounds")
+    max_pretrain_rounds: WholeNumber = field(
+        ge=0, le=MAX_ROUND_CAP, description="cap M_max on pre-training rounds (size limit)"
+    )
+    max_finetune_rounds: WholeNumber = field(
+        ge=0, le=MAX_ROUND_CAP, description="cap N_max on fine-tuning rounds (size limit)"
+    )
     learning: Learning = Field(description="constants of the convergence bound")
     name: str | None = Field(
         None, description="instance name", json_schema_extra={"unit": "-"},
@@ -226,6 +242,16 @@ class TwoStageInstance(Record):
                 ("max_finetune_rounds",),
                 self.max_finetune_rounds,
                 "max_pretrain_rounds + max_finetune_rounds must be >= 1",
+            )
+        cells = (self.max_pretrain_rounds + 1) * (self.max_finetune_rounds + 1)
+        if cells > MAX_GRID_CELLS:
+            raise FieldProblem(
+                ("max_pretrain_rounds",),
+                self.max_pretrain_rounds,
+                f"the round grid (max_pretrain_rounds + 1) * (max_finetune_rounds + 1) = {cells} "
+                f"cells exceeds the size limit of {MAX_GRID_CELLS} cells; lower "
+                "max_pretrain_rounds or max_finetune_rounds (the delay budget usually allows "
+                "far fewer rounds)",
             )
         for index, device in enumerate(self.devices):
             schedule = device.channel_gain_schedule

@@ -179,7 +179,8 @@ def ratio_cells(model: TwoStageModel, ratio: Any) -> tuple[Fraction, list[tuple[
     if count < 1:
         raise ValueError(
             f"ratio = {ratio!r} (M/N = {p}/{q}) admits no cell with M <= "
-            f"{d.max_pretrain_rounds} and N <= {d.max_finetune_rounds}")
+            f"max_pretrain_rounds = {d.max_pretrain_rounds} and N <= max_finetune_rounds = "
+            f"{d.max_finetune_rounds}")
     return fraction, [(p * t, q * t) for t in range(1, count + 1)]
 
 
