@@ -5,6 +5,7 @@ time limits are honoured on a hard instance."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import assume, given
 from properties import (
@@ -17,6 +18,7 @@ from properties import (
 )
 
 from edgeopt.models import InstanceError
+from edgeopt.solvers import Status
 
 CASE = CASES["edgesplit"]
 
@@ -55,3 +57,17 @@ def test_numerically_extreme_values_get_a_verified_answer_or_an_honest_status(mo
                          ids=[f"{spec.method}-{backend}" for spec, backend in backends(CASE)])
 def test_the_time_limit_is_honoured_on_a_hard_instance(spec, backend):
     time_limits_honoured(CASE, spec, backend)
+
+
+def test_scip_claiming_infeasible_on_a_feasible_instance_is_an_error_not_a_crash():
+    """Speeds spanning 1e3..1e10 FLOP/s: SCIP's MISOCP says provenInfeasible (numerics) while
+    every other exact method finds the optimum; found by the slow profile, where building the
+    'error' Result raised TypeError."""
+    model = CASE.instance(np.random.default_rng(0)).with_changes(
+        {"devices[*].spectral_efficiency": 1000.0, "devices[0].flops_per_s": 1000.0})
+    results = {r.method: r for r in every_method(CASE, model)}
+    scip = results["misocp_perspective"]
+    assert scip.status in (Status.ERROR, Status.OPTIMAL)  # never "infeasible"
+    if scip.status is Status.ERROR:
+        assert scip.message.startswith("SCIP stopped without a solution")
+    assert results["brute_force"].status is Status.OPTIMAL

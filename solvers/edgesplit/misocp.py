@@ -33,7 +33,7 @@ from edgeopt.solvers.common.termination import pyomo_termination
 from edgeopt.solvers.edgesplit.alternating import solve_alternating
 from edgeopt.solvers.edgesplit.common import empty_solution, make_result
 from edgeopt.solvers.edgesplit.resources import allocate_for_cuts
-from edgeopt.solvers.result import Result, Status
+from edgeopt.solvers.result import Result, Status, Timings
 
 UPPER_MARGIN = 1e-6
 """T_ub = (1 + UPPER_MARGIN) * heuristic makespan, so the heuristic point lies strictly inside."""
@@ -260,7 +260,9 @@ def _solve(
             model=model.model_id, method=method, status=Status.ERROR,
             solution=empty_solution(model), device_names=model.device_names,
             termination=termination, message=f"SCIP stopped without a solution: {condition.name}",
-            **about,
+            solver=about["solver"], solver_version=about["solver_version"],
+            timings=Timings(build_s=build_s, solve_s=time.perf_counter() - started - build_s,
+                            solver_reported_s=about["solver_reported_s"]),
         )
 
     cuts = heuristic_cuts
