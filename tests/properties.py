@@ -244,6 +244,11 @@ def solve_checked(model, spec: SolverSpec, backend: str | None = None,
     return result
 
 
+def stopped_by_time(result: Result) -> bool:
+    """Whether the Result says its time limit stopped it (a Termination or its text)."""
+    return result.termination is not None and str(result.termination) in TIME_LIMIT_TERMINATIONS
+
+
 def declines(model, message: str) -> bool:
     """Whether a method's refusal names a field of the instance (the documented way for a
     method to decline an instance it does not apply to, besides its ``supports`` rule)."""
@@ -273,8 +278,8 @@ def check_result(model, result: Result, spec: SolverSpec) -> None:
     if result.status is Status.OPTIMAL:
         assert result.bound is not None and result.gap is not None and result.gap <= 1e-6, where
     if result.status is Status.TIME_LIMIT:
-        assert result.termination in TIME_LIMIT_TERMINATIONS, (where, result.termination)
-    if result.termination in TIME_LIMIT_TERMINATIONS:
+        assert stopped_by_time(result), (where, result.termination)
+    if stopped_by_time(result):
         assert result.status is not Status.OPTIMAL or (result.gap or 0) <= 1e-6, where
 
 
@@ -308,7 +313,7 @@ def time_limits_honoured(case: PropertyCase, spec: SolverSpec, backend: str | No
     first keeps imports out of the measured time."""
     solve_checked(case.instance(np.random.default_rng(0)), spec, backend)
     result = solve_checked(case.hard(), spec, backend, time_limit=time_limit, timed=True)
-    if result is not None and result.termination in TIME_LIMIT_TERMINATIONS:
+    if result is not None and stopped_by_time(result):
         assert result.status in (Status.TIME_LIMIT, Status.FEASIBLE, Status.OPTIMAL), result.status
         if spec.has(Capability.REPORTS_BOUND):
             assert result.bound is not None, (spec.method, backend)
@@ -378,6 +383,14 @@ def _two_stage(rng: np.random.Generator):
     return random_two_stage(rng, int(rng.integers(1, 3)), rounds, cap=6)
 
 
+def _fl_energy(rng: np.random.Generator):
+    """A preset cell of 1-4 devices drawn with a random seed."""
+    from edgeopt.models.registry import preset
+
+    return preset("fl_energy", "default", devices=int(rng.integers(1, 5)),
+                  seed=int(rng.integers(1 << 30)))
+
+
 def _hard(model_id: str, name: str, **options):
     from edgeopt.models.registry import preset
 
@@ -386,11 +399,15 @@ def _hard(model_id: str, name: str, **options):
 
 def _bases() -> dict[str, dict]:
     """The bad-input matrix's documents (every declared field present); the two-stage one
-    with a 5 x 4 round grid instead of T4's 21 x 11, so that its mutants solve quickly."""
+    with a 5 x 4 round grid instead of T4's 21 x 11, so that its mutants solve quickly;
+    fl_energy's 3-device preset cell."""
     from field_matrix import CASES as MATRIX
 
     bases = {case.name: copy.deepcopy(case.base) for case in MATRIX}
     bases["two_stage"].update(max_pretrain_rounds=4, max_finetune_rounds=3)
+    from edgeopt.models.registry import preset
+
+    bases["fl_energy"] = preset("fl_energy", "default", devices=3, seed=1).to_dict()
     return bases
 
 
@@ -418,5 +435,10 @@ CASES: dict[str, PropertyCase] = {
                   "devices[0].channel_gain": (1e-16, 1e-2), "noise_psd_w_per_hz": (1e-24, 1e-6),
                   "delay_budget_s": (1e-6, 1e9), "energy_budget_j": (1e-9, 1e9),
                   "devices[*].bandwidth_hz": (1e0, 1e12), "model_bits": (1e0, 1e12)}),
+    "fl_energy": PropertyCase(
+        "fl_energy", _fl_energy, BASES["fl_energy"], _hard("fl_energy", "default", devices=400, seed=1),
+        extremes={"devices[*].max_frequency_hz": (1e3, 1e15), "bandwidth_hz": (1e0, 1e12),
+                  "noise_psd_w_per_hz": (1e-24, 1e-6), "deadline_s": (1e-6, 1e9),
+                  "devices[0].channel_gain": (1e-16, 1e-2), "devices[*].upload_bits": (1e0, 1e12)}),
 }
 """Every registered model's case (a new model adds its own)."""
