@@ -386,8 +386,8 @@ def test_pretraining_share_does_not_rise_with_the_shift():
 
 
 def test_time_limit_reports_incumbent_and_a_valid_bound():
-    model = TwoStageModel.preset("default", devices=20, seed=1, max_pretrain_rounds=1000,
-                                 max_finetune_rounds=1000)
+    model = TwoStageModel.preset("default", devices=20, seed=1, max_pretrain_rounds=499,
+                                 max_finetune_rounds=499)  # 250,000 cells: the size limit
     stopped = solve_exact(model, time_limit=0.5)
     assert stopped.status is Status.TIME_LIMIT
     assert stopped.bound is not None
