@@ -2,8 +2,7 @@
 a document to mutate, a hard instance for time limits) and the checks every model must pass.
 
 A model plugs in by adding its case to :data:`CASES` (``test_properties_registry`` fails for
-a registered model without one) and a ``tests/test_properties_<model>.py`` that runs the
-generic tests on it (copy one of the three). Budgets: the hypothesis profile loaded in
+a registered model without one); tests/test_properties.py then runs the generic tests on it. Budgets: the hypothesis profile loaded in
 conftest (``regular`` by default, ``slow`` with ``pytest --slow``) sets ``max_examples``;
 tests scale it with :func:`examples`.
 """
